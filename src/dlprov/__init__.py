@@ -1,0 +1,26 @@
+"""dlprov: provenance of deep-learning workflows, recorded, stored, queried and exported (W3C PROV).
+
+The public surface::
+
+    import dlprov
+    with dlprov.run("mnist") as run:
+        with run.task("train") as train:
+            train.input("itrain", optimizer_name="adam", learning_rate=1e-3)
+            train.output("otrain", epoch=1, loss=0.4, accuracy=0.9)
+
+The DfAnalyzer-compatible API lives in :mod:`dlprov.dfa`.
+"""
+from dlprov.capture.run import Run, run
+from dlprov.capture.task import Task
+from dlprov.errors import (DlprovError, NameRejected, NotFound, ReadOnlyViolation, SpecError,
+                           StoreUnavailable, ValueRejected)
+from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
+from dlprov.recorder.recorder import close_all as flush_all
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "run", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec", "flush_all",
+    "DlprovError", "NameRejected", "NotFound", "ReadOnlyViolation", "SpecError",
+    "StoreUnavailable", "ValueRejected", "__version__",
+]

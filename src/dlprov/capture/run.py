@@ -1,0 +1,137 @@
+"""A run: one execution (``df_exec``) of a dataflow, the context in which tasks capture."""
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from datetime import datetime
+from itertools import count
+from typing import Iterable, Mapping
+
+from dlprov.capture.specbook import specbook_for
+from dlprov.capture.task import FAILED, FINISHED, RUNNING, Task
+from dlprov.model import records as r
+from dlprov.model.names import check_name
+from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
+from dlprov.recorder.recorder import recorder_for
+from dlprov.store.store import Store
+
+
+class Run:
+    """One execution of dataflow ``df_tag``. Prefer :func:`dlprov.run` to make one.
+
+    The run is recorded as started when made and as ended by :meth:`end` (or leaving the
+    ``with`` block: failed if an exception escaped it).
+    """
+
+    def __init__(self, df_tag: str, *, exec_tag: str | None = None,
+                 store: str | os.PathLike | Store | None = None, spec: DataflowSpec | None = None,
+                 user: str | None = None, workspace: str | None = None) -> None:
+        self.df_tag = check_name("dataflow", df_tag)
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.key = self.new_key()
+        self.start_time = datetime.now()
+        self.exec_tag = exec_tag or (
+            f"{self.df_tag}-{self.start_time:%Y-%m-%dT%H:%M:%S}-{self.key[:6]}")
+        if not isinstance(self.exec_tag, str) or not self.exec_tag.strip() \
+                or len(self.exec_tag) > 200:
+            raise ValueError(f"exec_tag must be a non-empty string of at most 200 characters, "
+                             f"got {self.exec_tag!r}")
+        self.hostname = socket.gethostname()
+        self.username = user or _current_user()
+        self.workspace = workspace or os.getcwd()
+        self.status = RUNNING
+        self.book = specbook_for(self.store, self.df_tag)
+        if spec is not None:
+            if spec.tag != self.df_tag:
+                raise ValueError(f"spec is for dataflow {spec.tag!r}, not {self.df_tag!r}")
+            self.book.merge(spec)
+        self.seen_sets: set[str] = set()
+        self.recorder = recorder_for(self.store)
+        self.put = self.recorder.put
+        self._identifiers = count(1)
+        self._open_tasks: list[Task] = []
+        self.send_spec()
+        self.put((r.EXEC_START, self.key, {
+            "tag": self.exec_tag, "df_tag": self.df_tag, "start_time": self.start_time,
+            "hostname": self.hostname, "username": self.username, "pid": os.getpid(),
+            "workspace": self.workspace}))
+
+    @staticmethod
+    def new_key() -> str:
+        return uuid.uuid4().hex
+
+    def send_spec(self) -> None:
+        """Send the current spec to the store (the writer merges it and versions the change)."""
+        self.put((r.SPEC, self.df_tag, self.book.snapshot()))
+
+    def declare_set(self, set_tag: str,
+                    attributes: Mapping[str, AttributeType | str] | Iterable[Attribute]) -> None:
+        """Declare a set and its attributes up front, e.g.
+        ``run.declare_set("otrain", {"loss": "numeric", "epoch": "numeric"})``.
+        Declaring more attributes later grows the spec (a new version of the dataflow)."""
+        if isinstance(attributes, Mapping):
+            attributes = [Attribute(name, kind) for name, kind in attributes.items()]
+        if self.book.declare_set(set_tag, list(attributes)):
+            self.send_spec()
+
+    def task(self, transformation: str, *, depends_on: Iterable[Task] | Task | None = (),
+             uses: Iterable[str] | None = None, sub_id: str | None = None,
+             workspace: str | None = None, identifier: int | None = None) -> Task:
+        """Start a task of ``transformation``. It uses what the tasks in ``depends_on`` produced
+        (only the sets named in ``uses``, if given). Use it as a context manager."""
+        if self.status != RUNNING:
+            raise RuntimeError(f"run {self.exec_tag!r} has ended; start a new run")
+        task = Task(self, transformation,
+                    identifier if identifier is not None else next(self._identifiers),
+                    depends_on=depends_on, uses=uses, sub_id=sub_id, workspace=workspace)
+        self._open_tasks = [t for t in self._open_tasks if t.status == RUNNING] + [task]
+        return task
+
+    def end(self, error: BaseException | str | None = None, *, wait: bool = True) -> None:
+        """End the run and, with ``wait``, block until its records are written (or spooled)."""
+        if self.status != RUNNING:
+            return
+        self.status = FAILED if error is not None else FINISHED
+        for task in self._open_tasks:  # tasks left open end with the run
+            task.end(error if error is not None else None)
+        self.put((r.EXEC_END, self.key, {
+            "status": self.status, "end_time": datetime.now(),
+            "error_msg": None if error is None else str(error)}))
+        self.recorder.flush(wait=wait)
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Block until everything captured so far is written (or spooled)."""
+        return self.recorder.flush(wait=True, timeout=timeout)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.end(exc)
+
+    def __repr__(self) -> str:
+        return f"<dlprov Run {self.exec_tag!r} of {self.df_tag!r}: {self.status}>"
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def run(df_tag: str, **options) -> Run:
+    """Start an execution of dataflow ``df_tag``; use it as a context manager::
+
+        with dlprov.run("mnist") as run:
+            with run.task("train") as train:
+                train.input("itrain", optimizer_name="adam", learning_rate=1e-3)
+                train.output("otrain", epoch=1, loss=0.4, accuracy=0.9)
+
+    Options: ``exec_tag``, ``store`` (URL or SQLite path; default ``$DLPROV_STORE`` or
+    ``./dlprov.db``), ``spec`` (a :class:`DataflowSpec` declared up front), ``user``,
+    ``workspace``.
+    """
+    return Run(df_tag, **options)

@@ -1,0 +1,30 @@
+"""The errors dlprov raises. Every message names what was wrong and what to do."""
+from __future__ import annotations
+
+
+class DlprovError(Exception):
+    """Base class of every error raised by dlprov."""
+
+
+class NameRejected(DlprovError, ValueError):
+    """A dataflow, transformation, set or attribute name is not a plain identifier."""
+
+
+class SpecError(DlprovError, ValueError):
+    """An element or declaration does not fit the dataflow's prospective spec."""
+
+
+class ValueRejected(DlprovError, ValueError):
+    """A value cannot be stored: NaN/inf, a tensor with more than one value, a wrong type."""
+
+
+class StoreUnavailable(DlprovError):
+    """The store cannot be opened or reached."""
+
+
+class ReadOnlyViolation(DlprovError):
+    """A statement given to the read-only SQL interface would write."""
+
+
+class NotFound(DlprovError, LookupError):
+    """A dataflow, execution, task or model that was asked for does not exist."""

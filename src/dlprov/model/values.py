@@ -1,0 +1,167 @@
+"""Turning the values a training script hands over into values a store column can hold.
+
+Runs on the caller's thread for every captured value, so each converter is a short chain of
+``type()`` checks; frameworks are recognised by duck typing and never imported.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import date, datetime, timezone
+from typing import Any, Callable
+
+from dlprov.errors import SpecError, ValueRejected
+from dlprov.model.spec import Attribute, AttributeType
+
+Converter = Callable[[Any], Any]
+
+
+def _where(set_tag: str, attribute: str) -> str:
+    return f"set {set_tag!r}, attribute {attribute!r}"
+
+
+def _unwrap_scalar(value: Any, where: str) -> Any:
+    """A 0-d tensor or array, or a NumPy scalar, as a Python scalar; other values unchanged."""
+    item = getattr(value, "item", None)
+    if item is None or isinstance(value, (str, bytes)):
+        return value
+    size = getattr(value, "size", None)
+    size = size() if callable(size) else size  # torch: .size() is the shape; numel() the count
+    numel = getattr(value, "numel", None)
+    count = numel() if callable(numel) else size
+    if count is not None and not isinstance(count, int):
+        count = None
+    if count not in (None, 1):
+        shape = tuple(getattr(value, "shape", ()))
+        raise ValueRejected(
+            f"{where}: got a {type(value).__name__} of shape {shape}; store one number "
+            f"(e.g. loss.item()) or an aggregate, not a whole tensor")
+    return item()
+
+
+def _numeric(set_tag: str, attribute: Attribute) -> Converter:
+    where = _where(set_tag, attribute.name)
+    allow_nan = attribute.allow_nan
+
+    def convert(value: Any) -> float | None:
+        kind = type(value)
+        if kind is not float and kind is not int:
+            if value is None:
+                return None
+            value = _unwrap_scalar(value, where)
+            if isinstance(value, bool):
+                return float(value)
+            if not isinstance(value, (int, float)):
+                raise ValueRejected(
+                    f"{where} is numeric; got {type(value).__name__} {value!r}")
+        value = float(value)
+        if not allow_nan and not math.isfinite(value):
+            raise ValueRejected(
+                f"{where}: {value} is not a finite number; declare the attribute with "
+                f"allow_nan=True to keep NaN/inf")
+        return value
+
+    return convert
+
+
+def _text(set_tag: str, attribute: Attribute) -> Converter:
+    where = _where(set_tag, attribute.name)
+
+    def convert(value: Any) -> str | None:
+        if type(value) is str or value is None:
+            return value
+        if isinstance(value, str):
+            return str(value)
+        raise ValueRejected(f"{where} is text; got {type(value).__name__} {value!r}")
+
+    return convert
+
+
+def _file(set_tag: str, attribute: Attribute) -> Converter:
+    where = _where(set_tag, attribute.name)
+
+    def convert(value: Any) -> str | None:
+        if value is None or type(value) is str:
+            return value
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+        raise ValueRejected(f"{where} is a file path; got {type(value).__name__} {value!r}")
+
+    return convert
+
+
+def _timestamp(set_tag: str, attribute: Attribute) -> Converter:
+    where = _where(set_tag, attribute.name)
+
+    def convert(value: Any) -> datetime | None:
+        if value is None or type(value) is datetime:
+            return value
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
+        raise ValueRejected(
+            f"{where} is a timestamp; got {type(value).__name__} {value!r} (use a datetime, "
+            f"an ISO 8601 string or seconds since the epoch)")
+
+    return convert
+
+
+def _json(set_tag: str, attribute: Attribute) -> Converter:
+    where = _where(set_tag, attribute.name)
+
+    def convert(value: Any) -> Any:
+        try:
+            json.dumps(value, allow_nan=attribute.allow_nan)
+        except (TypeError, ValueError) as exc:
+            raise ValueRejected(f"{where} must be JSON-serialisable: {exc}") from None
+        return value
+
+    return convert
+
+
+_FACTORIES = {
+    AttributeType.NUMERIC: _numeric,
+    AttributeType.TEXT: _text,
+    AttributeType.FILE: _file,
+    AttributeType.TIMESTAMP: _timestamp,
+    AttributeType.JSON: _json,
+}
+
+
+def converter(set_tag: str, attribute: Attribute) -> Converter:
+    """The function that checks and converts values of ``attribute`` in ``set_tag``."""
+    return _FACTORIES[attribute.type](set_tag, attribute)
+
+
+def infer_type(set_tag: str, name: str, value: Any) -> AttributeType:
+    """The attribute type a first value implies (a set's spec can be inferred from its first element)."""
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return AttributeType.NUMERIC
+    if isinstance(value, str):
+        return AttributeType.TEXT
+    if isinstance(value, os.PathLike):
+        return AttributeType.FILE
+    if isinstance(value, (datetime, date)):
+        return AttributeType.TIMESTAMP
+    if isinstance(value, (dict, list, tuple)):
+        return AttributeType.JSON
+    if value is None:
+        raise SpecError(
+            f"set {set_tag!r}, attribute {name!r}: cannot infer a type from None; declare the set "
+            f"(run.declare_set) or give a value in its first element")
+    if getattr(value, "item", None) is not None:  # NumPy scalar or 0-d tensor
+        scalar = _unwrap_scalar(value, _where(set_tag, name))
+        return infer_type(set_tag, name, scalar)
+    raise ValueRejected(
+        f"set {set_tag!r}, attribute {name!r}: cannot store a {type(value).__name__}; use a number, "
+        f"string, path, datetime or JSON-serialisable dict/list")

@@ -1,0 +1,172 @@
+"""The background writer: capture calls enqueue, one thread per store batches into it.
+
+Capture never waits on storage: :meth:`Recorder.put` is a queue append. The writer thread wakes
+every ``flush_interval`` seconds (or at once when asked to flush), drains the queue and writes
+what it found in one transaction. If the store fails, the batch goes to a spool file, the
+failure is logged once and counted, and the spool is replayed first when the store answers again.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from queue import Empty, SimpleQueue
+from typing import Callable
+
+from dlprov.recorder.spool import Spool, spool_path_for
+from dlprov.store.store import Store
+
+log = logging.getLogger("dlprov.recorder")
+
+FLUSH_INTERVAL_ENV = "DLPROV_FLUSH_INTERVAL"
+DEFAULT_FLUSH_INTERVAL = 0.5
+MAX_BATCH = 50_000
+RETRY_SECONDS = 5.0
+
+
+class _Flush:
+    """A marker in the queue: everything before it has been written (or spooled) when set."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class Recorder:
+    """Batches records into one store from a daemon thread. Get one with :func:`recorder_for`."""
+
+    def __init__(self, store: Store, flush_interval: float | None = None) -> None:
+        self.store = store
+        if flush_interval is None:
+            flush_interval = float(os.environ.get(FLUSH_INTERVAL_ENV, DEFAULT_FLUSH_INTERVAL))
+        self.flush_interval = min(max(flush_interval, 0.01), 1.0)
+        self.spool = Spool(spool_path_for(store.url))
+        self.failures = 0
+        self.written = 0
+        self._queue: SimpleQueue = SimpleQueue()
+        self.put: Callable[[tuple], None] = self._queue.put  # the hot path: no wrapper call
+        self._wake = threading.Event()
+        self._stopping = False
+        self._writer = None
+        self._last_failure = 0.0
+        self._thread = threading.Thread(target=self._run, name="dlprov-recorder", daemon=True)
+        self._thread.start()
+
+    # -- caller side ------------------------------------------------------------------------
+    def flush(self, wait: bool = True, timeout: float | None = 30.0) -> bool:
+        """Ask the writer to write everything queued so far; with ``wait``, block until it has
+        (or ``timeout`` passed). Returns whether it finished in time."""
+        marker = _Flush()
+        self._queue.put(marker)
+        self._wake.set()
+        return marker.done.wait(timeout) if wait else True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued and stop the thread."""
+        if self._thread.is_alive():
+            self.flush(wait=True, timeout=timeout)
+            self._stopping = True
+            self._wake.set()
+            self._thread.join(timeout)
+
+    # -- writer thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            stopping = self._stopping
+            self._drain_once()
+            if stopping:
+                return
+
+    def _drain_once(self) -> None:
+        while True:
+            batch, markers = [], []
+            get = self._queue.get_nowait
+            try:
+                while len(batch) < MAX_BATCH:
+                    item = get()
+                    if type(item) is _Flush:
+                        markers.append(item)
+                    else:
+                        batch.append(item)
+            except Empty:
+                pass
+            if batch or ((markers or self._retry_due()) and self.spool):
+                self._write(batch, force_retry=bool(markers))
+            for marker in markers:
+                marker.done.set()
+            if len(batch) < MAX_BATCH:
+                return
+
+    def _retry_due(self) -> bool:
+        return time.monotonic() - self._last_failure >= RETRY_SECONDS
+
+    def _write(self, batch: list[tuple], force_retry: bool = False) -> None:
+        backlog = bool(self.spool)
+        if backlog and not force_retry and not self._retry_due():
+            self.spool.append(batch)  # still failing recently: keep order, don't hammer the store
+            return
+        records = (self.spool.load() + batch) if backlog else batch
+        try:
+            if self._writer is None:
+                self._writer = self.store.writer()
+            self._writer.write(records)
+        except Exception as exc:  # noqa: BLE001 - provenance must never break training
+            self._fail(exc, batch)
+            return
+        if backlog:
+            self.spool.clear()
+            log.warning("dlprov: store %s is back; %d spooled records written",
+                        self.store.safe_url, len(records) - len(batch))
+        self.written += len(records)
+
+    def _fail(self, exc: Exception, batch: list[tuple]) -> None:
+        self.failures += 1
+        self._last_failure = time.monotonic()
+        self._writer = None
+        try:
+            self.spool.append(batch)
+        except OSError as spool_error:
+            log.error("dlprov: cannot spool %d records to %s: %s", len(batch), self.spool.path,
+                      spool_error)
+        if self.failures == 1:
+            log.warning("dlprov: cannot write provenance to %s (%s: %s); training goes on and "
+                        "records are kept in %s until the store answers",
+                        self.store.safe_url, type(exc).__name__, exc, self.spool.path)
+
+
+_recorders: dict[str, Recorder] = {}
+_registry_lock = threading.Lock()
+
+
+def recorder_for(store: Store) -> Recorder:
+    """The process's recorder for ``store``'s URL, started on first use."""
+    with _registry_lock:
+        found = _recorders.get(store.url)
+        if found is None:
+            found = _recorders[store.url] = Recorder(store)
+        return found
+
+
+def close_all(timeout: float = 30.0) -> None:
+    """Flush and stop every recorder of this process (run at interpreter exit)."""
+    with _registry_lock:
+        recorders = list(_recorders.values())
+        _recorders.clear()
+    for found in recorders:
+        found.close(timeout)
+
+
+def _forget_after_fork() -> None:
+    # The writer thread does not exist in a forked child: start afresh there.
+    global _registry_lock
+    _recorders.clear()
+    _registry_lock = threading.Lock()
+
+
+atexit.register(close_all)
+os.register_at_fork(after_in_child=_forget_after_fork)

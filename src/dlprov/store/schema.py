@@ -1,0 +1,159 @@
+"""The store's tables, in one place.
+
+The fixed tables follow the original DfAnalyzer database (``dataflow``, ``data_transformation``,
+``data_set``, ``attribute``, ``data_dependency``, ``dataflow_execution``, ``task``), with numbers
+and times typed as such. Each set of a dataflow gets its own table, named after the set tag, in a
+namespace of the dataflow: a PostgreSQL schema named after it, or in SQLite (one file, no schemas)
+the prefix ``<df_tag>__``; ``dlprov sql --dataflow`` makes the bare set names resolve there.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Double, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint)
+
+from dlprov.model.names import task_column
+from dlprov.model.spec import AttributeType, DataflowSpec
+
+metadata = MetaData()
+
+dataflow = Table(
+    "dataflow", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tag", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime),
+)
+
+dataflow_version = Table(
+    "dataflow_version", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", DateTime),
+    UniqueConstraint("df_id", "version"),
+)
+
+data_transformation = Table(
+    "data_transformation", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
+    Column("tag", String(64), nullable=False),
+    UniqueConstraint("df_id", "tag"),
+)
+
+data_set = Table(
+    "data_set", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
+    Column("tag", String(64), nullable=False),
+    UniqueConstraint("df_id", "tag"),
+)
+
+attribute = Table(
+    "attribute", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ds_id", Integer, ForeignKey("data_set.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("allow_nan", Boolean, nullable=False, default=False),
+    UniqueConstraint("ds_id", "name"),
+)
+
+data_dependency = Table(
+    "data_dependency", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("previous_dt_id", Integer, ForeignKey("data_transformation.id", ondelete="CASCADE")),
+    Column("next_dt_id", Integer, ForeignKey("data_transformation.id", ondelete="CASCADE")),
+    Column("ds_id", Integer, ForeignKey("data_set.id", ondelete="CASCADE"), nullable=False),
+)
+
+dataflow_execution = Table(
+    "dataflow_execution", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("tag", String(200), nullable=False, unique=True),
+    Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
+    Column("df_version", Integer),
+    Column("status", String(16), nullable=False),
+    Column("start_time", DateTime),
+    Column("end_time", DateTime),
+    Column("hostname", String(255)),
+    Column("username", String(255)),
+    Column("pid", Integer),
+    Column("workspace", Text),
+    Column("error_msg", Text),
+)
+
+task = Table(
+    "task", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("identifier", Integer, nullable=False),
+    Column("sub_id", String(64)),
+    Column("df_version", Integer),
+    Column("df_exec", String(200), nullable=False, index=True),
+    Column("exec_id", Integer, ForeignKey("dataflow_execution.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("dt_id", Integer, ForeignKey("data_transformation.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", DateTime),
+    Column("end_time", DateTime),
+    Column("workspace", Text),
+    Column("computing_resource", String(255)),
+    Column("output_msg", Text),
+    Column("error_msg", Text),
+)
+
+task_dependency = Table(
+    "task_dependency", metadata,
+    Column("task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("depends_on_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# Which task used the elements of a set that another task produced. The set tables' consumer
+# columns keep the first consumer only (as the original did); this table keeps them all.
+task_usage = Table(
+    "task_usage", metadata,
+    Column("task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("producer_task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("ds_id", Integer, ForeignKey("data_set.id", ondelete="CASCADE"), primary_key=True),
+)
+
+COLUMN_TYPES = {
+    AttributeType.TEXT: Text,
+    AttributeType.FILE: Text,
+    AttributeType.NUMERIC: Double,
+    AttributeType.TIMESTAMP: DateTime,
+    AttributeType.JSON: JSON,
+}
+
+
+def set_table_location(dialect_name: str, df_tag: str, set_tag: str) -> tuple[str | None, str]:
+    """(schema, table name) of a set's table: the dataflow's namespace, then the set tag."""
+    if dialect_name == "postgresql":
+        return df_tag, set_tag
+    return None, f"{df_tag}__{set_tag}"
+
+
+def set_columns(spec: DataflowSpec, set_tag: str) -> list[Column]:
+    """The columns of a set table: id, one ``<transformation>_task_id`` per transformation that
+    produces or consumes the set, then the attributes in declaration order."""
+    columns = [Column("id", Integer, primary_key=True)]
+    columns += [Column(task_column(t), Integer) for t in spec.transformations_of(set_tag)]
+    columns += [Column(a.name, COLUMN_TYPES[a.type]())
+                for a in spec.sets[set_tag].attributes.values()]
+    return columns
+
+
+def set_table(dialect_name: str, spec: DataflowSpec, set_tag: str,
+              table_metadata: MetaData | None = None) -> Table:
+    """A SQLAlchemy :class:`Table` for the set as ``spec`` describes it (not created here)."""
+    schema, name = set_table_location(dialect_name, spec.tag, set_tag)
+    return Table(name, table_metadata or MetaData(), *set_columns(spec, set_tag), schema=schema)
+
+
+def task_column_index(table: Table, column: str) -> Index:
+    """Index on a task column: the joins of every provenance query go through these."""
+    return Index(f"ix_{table.name}_{column}", table.c[column])

@@ -1,0 +1,95 @@
+"""A provenance store: one database reached through SQLAlchemy Core (SQLite or PostgreSQL)."""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from dlprov.errors import StoreUnavailable
+from dlprov.model.spec import DataflowSpec
+from dlprov.store import schema
+from dlprov.store.engine import make_engine, resolve_store_url
+from dlprov.store.specs import read_spec
+from dlprov.store.writer import StoreWriter
+
+
+class Store:
+    """A store, given as a URL, an SQLite path, or nothing (``$DLPROV_STORE`` or ``./dlprov.db``).
+
+    Engines are made on first use; the fixed tables are created by the first writer.
+    """
+
+    def __init__(self, store: str | os.PathLike | None = None) -> None:
+        self.url = resolve_store_url(store)
+        self._engines: dict[bool, Engine] = {}
+        self._lock = threading.Lock()
+        self._schema_ready = False
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return "postgresql" if self.url.startswith("postgresql") else "sqlite"
+
+    def engine(self, *, read_only: bool = False) -> Engine:
+        with self._lock:
+            engine = self._engines.get(read_only)
+            if engine is None:
+                engine = self._engines[read_only] = make_engine(self.url, read_only=read_only)
+            if not read_only and not self._schema_ready:
+                self._create_schema(engine)
+                self._schema_ready = True
+            return engine
+
+    def _create_schema(self, engine: Engine) -> None:
+        try:
+            with engine.begin() as conn:
+                schema.metadata.create_all(conn)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"cannot open store {self.safe_url}: {exc.orig}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        from sqlalchemy.engine import make_url
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def writer(self) -> StoreWriter:
+        """A :class:`StoreWriter` for the recorder thread."""
+        return StoreWriter(self.engine())
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading; it refuses to write."""
+        try:
+            conn = self.engine(read_only=True).connect()
+            if self.backend == "sqlite":
+                conn.exec_driver_sql("PRAGMA query_only = ON")
+        except OperationalError as exc:
+            raise StoreUnavailable(f"cannot read store {self.safe_url}: {exc.orig}") from exc
+        with conn:
+            yield conn
+
+    def load_spec(self, df_tag: str) -> DataflowSpec | None:
+        """The latest stored spec of ``df_tag``, or None."""
+        if not self._has_tables():
+            return None
+        with self.read() as conn:
+            found = read_spec(conn, df_tag)
+        return found[2] if found else None
+
+    def _has_tables(self) -> bool:
+        try:
+            with self.read() as conn:
+                conn.execute(select(schema.dataflow.c.id).limit(1)).all()
+            return True
+        except (StoreUnavailable, SQLAlchemyError):
+            return False
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()

@@ -1,0 +1,210 @@
+"""Applying captured records to a store, one batch per transaction.
+
+Used by the recorder's background thread only. Caches (spec, set tables, task ids) spare a
+round trip per record; after a failed batch they are dropped and rebuilt from the store, so a
+rolled-back transaction never leaves them ahead of the database.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from dlprov.model import records as r
+from dlprov.model.names import task_column
+from dlprov.model.spec import DataflowSpec
+from dlprov.store import schema as s
+from dlprov.store.specs import read_spec, save_spec
+
+
+@dataclass(frozen=True)
+class _Dataflow:
+    id: int
+    version: int
+    spec: DataflowSpec
+
+
+@dataclass(frozen=True)
+class _Exec:
+    id: int
+    tag: str
+    df_tag: str
+
+
+@dataclass(frozen=True)
+class _Task:
+    id: int
+    transformation: str
+    df_tag: str
+
+
+class StoreWriter:
+    """Writes batches of records (see :mod:`dlprov.model.records`) into one store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._forget()
+
+    def _forget(self) -> None:
+        self._dataflows: dict[str, _Dataflow] = {}
+        self._tables: dict[tuple[str, str], tuple[Table, dict]] = {}
+        self._execs: dict[str, _Exec] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._ids: dict[tuple[str, str, str], int] = {}
+
+    def write(self, batch: Sequence[tuple]) -> None:
+        """Apply ``batch`` in one transaction: all of it is stored, or none of it."""
+        try:
+            with self.engine.begin() as conn:
+                self._apply(conn, batch)
+        except BaseException:
+            self._forget()
+            raise
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def _apply(self, conn: Connection, batch: Sequence[tuple]) -> None:
+        # Spec snapshots only grow, so the last one of a dataflow in the batch, applied where its
+        # first one stands, serves every record after it: one new version per batch, not per step.
+        last_spec = {rec[1]: rec for rec in batch if rec[0] == r.SPEC}
+        pending: dict[tuple[str, str], list[dict]] = {}
+        for record in batch:
+            kind = record[0]
+            if kind == r.SPEC:
+                record = last_spec.pop(record[1], None)
+                if record is None:
+                    continue
+            if kind == r.ELEMENT:
+                _, task_key, set_tag, values = record
+                task = self._task(conn, task_key)
+                table, blank = self._table(conn, task.df_tag, set_tag)
+                row = dict(blank)
+                row.update(values)
+                row[task_column(task.transformation)] = task.id
+                pending.setdefault((task.df_tag, set_tag), []).append(row)
+                continue
+            # Everything else may depend on elements written before it (a USE stamps them).
+            self._insert_elements(conn, pending)
+            pending = {}
+            getattr(self, "_on_" + kind)(conn, *record[1:])
+        self._insert_elements(conn, pending)
+
+    def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[dict]]) -> None:
+        for (df_tag, set_tag), rows in pending.items():
+            table, _ = self._table(conn, df_tag, set_tag)
+            conn.execute(table.insert(), rows)
+
+    # -- record kinds -----------------------------------------------------------------------
+    def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
+        wanted = DataflowSpec.from_dict(spec)
+        known = self._dataflows.get(df_tag)
+        if known is not None and not known.spec.copy().merge(wanted):
+            return
+        df_id, version, merged = save_spec(conn, wanted)
+        self._dataflows[df_tag] = _Dataflow(df_id, version, merged)
+        for key in [k for k in self._tables if k[0] == df_tag]:
+            del self._tables[key]
+
+    def _on_exec_start(self, conn: Connection, key: str, fields: dict) -> None:
+        fields = dict(fields)  # the record may yet be spooled: leave it as it was
+        df_tag = fields.pop("df_tag")
+        dataflow = self._dataflow(conn, df_tag)
+        exec_id = conn.execute(s.dataflow_execution.insert().values(
+            uuid=key, df_id=dataflow.id, df_version=dataflow.version, status="running",
+            **fields)).inserted_primary_key[0]
+        self._execs[key] = _Exec(exec_id, fields["tag"], df_tag)
+
+    def _on_exec_end(self, conn: Connection, key: str, fields: dict) -> None:
+        execution = self._exec(conn, key)
+        conn.execute(update(s.dataflow_execution)
+                     .where(s.dataflow_execution.c.id == execution.id).values(**fields))
+
+    def _on_task_start(self, conn: Connection, key: str, fields: dict) -> None:
+        fields = dict(fields)
+        execution = self._exec(conn, fields.pop("exec_key"))
+        transformation = fields.pop("transformation")
+        depends_on = fields.pop("depends_on", ())
+        dataflow = self._dataflow(conn, execution.df_tag)
+        task_id = conn.execute(s.task.insert().values(
+            uuid=key, df_exec=execution.tag, exec_id=execution.id, df_version=dataflow.version,
+            dt_id=self._catalogue_id(conn, s.data_transformation, execution.df_tag,
+                                     transformation),
+            **fields)).inserted_primary_key[0]
+        self._tasks[key] = _Task(task_id, transformation, execution.df_tag)
+        rows = [{"task_id": task_id, "depends_on_id": self._task(conn, k).id} for k in depends_on]
+        if rows:
+            conn.execute(self._insert_ignore(s.task_dependency), rows)
+
+    def _on_task_end(self, conn: Connection, key: str, fields: dict) -> None:
+        conn.execute(update(s.task).where(s.task.c.id == self._task(conn, key).id).values(**fields))
+
+    def _on_use(self, conn: Connection, consumer_key: str, producer_key: str,
+                set_tags: list[str]) -> None:
+        consumer, producer = self._task(conn, consumer_key), self._task(conn, producer_key)
+        usage = []
+        for set_tag in set_tags:
+            table, _ = self._table(conn, producer.df_tag, set_tag)
+            mine = table.c[task_column(consumer.transformation)]
+            theirs = table.c[task_column(producer.transformation)]
+            # As the original: the consumer's id goes on the rows it used that no task of its
+            # transformation used before; task_usage keeps every consumer.
+            conn.execute(update(table).where(theirs == producer.id, mine.is_(None))
+                         .values({mine: consumer.id}))
+            usage.append({"task_id": consumer.id, "producer_task_id": producer.id,
+                          "ds_id": self._catalogue_id(conn, s.data_set, producer.df_tag, set_tag)})
+        if usage:
+            conn.execute(self._insert_ignore(s.task_usage), usage)
+
+    # -- lookups (cached) -------------------------------------------------------------------
+    def _dataflow(self, conn: Connection, df_tag: str) -> _Dataflow:
+        known = self._dataflows.get(df_tag)
+        if known is None:
+            found = read_spec(conn, df_tag) or save_spec(conn, DataflowSpec(df_tag))
+            known = self._dataflows[df_tag] = _Dataflow(*found)
+        return known
+
+    def _table(self, conn: Connection, df_tag: str, set_tag: str) -> tuple[Table, dict]:
+        key = (df_tag, set_tag)
+        found = self._tables.get(key)
+        if found is None:
+            table = s.set_table(self.dialect, self._dataflow(conn, df_tag).spec, set_tag)
+            blank = {c.name: None for c in table.columns if c.name != "id"}
+            found = self._tables[key] = (table, blank)
+        return found
+
+    def _catalogue_id(self, conn: Connection, table: Table, df_tag: str, tag: str) -> int:
+        key = (table.name, df_tag, tag)
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = conn.execute(
+                select(table.c.id).join(s.dataflow, s.dataflow.c.id == table.c.df_id)
+                .where(s.dataflow.c.tag == df_tag, table.c.tag == tag)).scalar_one()
+        return found
+
+    def _exec(self, conn: Connection, key: str) -> _Exec:
+        found = self._execs.get(key)
+        if found is None:
+            row = conn.execute(
+                select(s.dataflow_execution.c.id, s.dataflow_execution.c.tag, s.dataflow.c.tag)
+                .join(s.dataflow, s.dataflow.c.id == s.dataflow_execution.c.df_id)
+                .where(s.dataflow_execution.c.uuid == key)).one()
+            found = self._execs[key] = _Exec(*row)
+        return found
+
+    def _task(self, conn: Connection, key: str) -> _Task:
+        found = self._tasks.get(key)
+        if found is None:
+            row = conn.execute(
+                select(s.task.c.id, s.data_transformation.c.tag, s.dataflow.c.tag)
+                .join(s.data_transformation, s.data_transformation.c.id == s.task.c.dt_id)
+                .join(s.dataflow, s.dataflow.c.id == s.data_transformation.c.df_id)
+                .where(s.task.c.uuid == key)).one()
+            found = self._tasks[key] = _Task(*row)
+        return found
+
+    def _insert_ignore(self, table: Table):
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        return insert(table).on_conflict_do_nothing()
