@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from dlprov.errors import StoreUnavailable
 
@@ -55,7 +56,11 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             raise StoreUnavailable(f"no store at {database}: run something with dlprov first")
         if database:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # Readers get fresh connections (NullPool): `dlprov sql` adds temporary views to its
+        # connection, which must not leak into the next reader.
+        pool = {"poolclass": NullPool} if read_only else {}
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               **pool)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection, _record):

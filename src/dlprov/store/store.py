@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -62,10 +62,13 @@ class Store:
         return StoreWriter(self.engine())
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for reading; it refuses to write."""
+    def read(self, prepare: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
+        """A connection for reading; it refuses to write. ``prepare`` runs first, while the
+        connection may still make temporary objects (the dataflow's views for `dlprov sql`)."""
         try:
             conn = self.engine(read_only=True).connect()
+            if prepare is not None:
+                prepare(conn)
             if self.backend == "sqlite":
                 conn.exec_driver_sql("PRAGMA query_only = ON")
         except OperationalError as exc:

@@ -1,0 +1,113 @@
+"""The ``dlprov`` command line: thin commands over the library (each has a Python twin)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dlprov import __version__
+from dlprov.cli.output import FORMATS, render, render_records
+from dlprov.errors import DlprovError
+from dlprov.store.store import Store
+
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                             show_default=True, help="Output format.")
+dataflow_option = click.option("--dataflow", "-d", "df_tag", metavar="TAG",
+                               help="Dataflow (df_tag); default: the only or most recent one.")
+
+
+class _Group(click.Group):
+    """Turns dlprov's own errors into one clear line and exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DlprovError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", "-s", metavar="URL", envvar="DLPROV_STORE",
+              help="Store URL or SQLite path (default: $DLPROV_STORE or ./dlprov.db).")
+@click.version_option(__version__, prog_name="dlprov")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None) -> None:
+    """Provenance of deep-learning workflows: capture, store, query (W3C PROV-Df)."""
+    ctx.obj = store
+
+
+def _store(ctx: click.Context) -> Store:
+    return Store(ctx.obj)
+
+
+@cli.command()
+@dataflow_option
+@format_option
+@click.pass_context
+def runs(ctx: click.Context, df_tag: str | None, fmt: str) -> None:
+    """List executions (df_exec) with status, duration and task counts, newest first."""
+    from dlprov.query.catalogue import list_runs
+    rows = list_runs(_store(ctx), df_tag)
+    click.echo(render_records(rows, ["id", "exec_tag", "df_tag", "status", "start_time",
+                                     "duration_s", "tasks", "failed_tasks", "hostname",
+                                     "username"], fmt))
+
+
+@cli.command()
+@click.argument("run")
+@format_option
+@click.pass_context
+def tasks(ctx: click.Context, run: str, fmt: str) -> None:
+    """List the tasks of execution RUN (its exec tag or id)."""
+    from dlprov.query.catalogue import list_tasks
+    rows = list_tasks(_store(ctx), run)
+    click.echo(render_records(rows, ["id", "identifier", "transformation", "status",
+                                     "duration_s", "depends_on", "computing_resource", "error"],
+                              fmt))
+
+
+@cli.command()
+@click.argument("statement")
+@dataflow_option
+@format_option
+@click.pass_context
+def sql(ctx: click.Context, statement: str, df_tag: str | None, fmt: str) -> None:
+    """Run a read-only SQL STATEMENT; the dataflow's set names (itrain, otrain, ...) resolve to
+    its tables. Use '-' to read the statement from standard input."""
+    from dlprov.query.sql import sql as run_sql
+    if statement == "-":
+        statement = sys.stdin.read()
+    result = run_sql(statement, store=_store(ctx), dataflow=df_tag)
+    click.echo(render(result.columns, result.rows, fmt))
+
+
+@cli.command()
+@dataflow_option
+@click.option("--all", "all_dataflows", is_flag=True, help="Describe every dataflow.")
+@click.pass_context
+def schema(ctx: click.Context, df_tag: str | None, all_dataflows: bool) -> None:
+    """Show dataflow specs: transformations, their input and output sets, and set tables."""
+    from dlprov.query.schema import describe
+    click.echo(describe(_store(ctx), None if all_dataflows else df_tag, all_dataflows))
+
+
+@cli.command()
+@click.option("--candidates", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Number of candidate models to train.")
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1, 500))
+@click.option("--output-dir", default="demo-output", show_default=True,
+              type=click.Path(file_okay=False), help="Where model files are saved.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.pass_context
+def demo(ctx: click.Context, candidates: int, epochs: int, output_dir: str,
+         no_progress: bool) -> None:
+    """Train candidate MLPs on scikit-learn's digits with full provenance, then query it."""
+    from dlprov.demo.workflow import run_demo
+    run_demo(store=_store(ctx), candidates=candidates, epochs=epochs, output_dir=output_dir,
+             progress=not no_progress, echo=click.echo)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="dlprov")

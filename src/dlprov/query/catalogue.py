@@ -1,0 +1,95 @@
+"""Reading what a store holds: dataflows, their specs, executions and tasks."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from dlprov.errors import NotFound
+from dlprov.model.spec import DataflowSpec
+from dlprov.store import schema as s
+from dlprov.store.specs import read_spec
+from dlprov.store.store import Store
+
+
+def dataflow_tags(conn: Connection) -> list[str]:
+    """Dataflow tags, most recently executed (or created) first."""
+    latest = (select(s.dataflow_execution.c.df_id,
+                     func.max(s.dataflow_execution.c.start_time).label("last"))
+              .group_by(s.dataflow_execution.c.df_id).subquery())
+    rows = conn.execute(
+        select(s.dataflow.c.tag)
+        .outerjoin(latest, latest.c.df_id == s.dataflow.c.id)
+        .order_by(func.coalesce(latest.c.last, s.dataflow.c.created_at).desc(),
+                  s.dataflow.c.id.desc()))
+    return list(rows.scalars())
+
+
+def choose_dataflow(conn: Connection, df_tag: str | None) -> DataflowSpec:
+    """The spec of ``df_tag``, or of the only or most recent dataflow when it is None."""
+    tags = dataflow_tags(conn)
+    if not tags:
+        raise NotFound("the store holds no dataflow yet: capture a run first (e.g. `dlprov demo`)")
+    if df_tag is None:
+        df_tag = tags[0]
+    elif df_tag.lower() not in tags:
+        raise NotFound(f"no dataflow {df_tag!r} in the store; it has: {', '.join(tags)}")
+    found = read_spec(conn, df_tag.lower())
+    assert found is not None
+    return found[2]
+
+
+def list_runs(store: Store, df_tag: str | None = None) -> list[dict[str, Any]]:
+    """Executions with dataflow, status, host, user, duration and task counts, newest first."""
+    e, t = s.dataflow_execution, s.task
+    counts = (select(t.c.exec_id, func.count().label("tasks"),
+                     func.sum(case((t.c.status == "failed", 1), else_=0)).label("failed"))
+              .group_by(t.c.exec_id).subquery())
+    query = (select(e.c.id, e.c.tag.label("exec_tag"), s.dataflow.c.tag.label("df_tag"),
+                    e.c.status, e.c.start_time, e.c.end_time, e.c.hostname, e.c.username,
+                    func.coalesce(counts.c.tasks, 0).label("tasks"),
+                    func.coalesce(counts.c.failed, 0).label("failed_tasks"))
+             .join(s.dataflow, s.dataflow.c.id == e.c.df_id)
+             .outerjoin(counts, counts.c.exec_id == e.c.id)
+             .order_by(e.c.start_time.desc(), e.c.id.desc()))
+    if df_tag:
+        query = query.where(s.dataflow.c.tag == df_tag.lower())
+    with store.read() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    for row in rows:
+        row["duration_s"] = _seconds(row["start_time"], row["end_time"])
+    return rows
+
+
+def list_tasks(store: Store, run: str) -> list[dict[str, Any]]:
+    """Tasks of one execution (given by exec tag or id), with their dependencies."""
+    e, t, dep = s.dataflow_execution, s.task, s.task_dependency
+    with store.read() as conn:
+        where = e.c.id == int(run) if run.isdigit() else e.c.tag == run
+        exec_id = conn.execute(select(e.c.id).where(where)).scalar()
+        if exec_id is None:
+            raise NotFound(f"no execution {run!r} in the store: see `dlprov runs`")
+        deps: dict[int, list[int]] = {}
+        for task_id, depends_on in conn.execute(
+                select(dep.c.task_id, dep.c.depends_on_id)
+                .join(t, t.c.id == dep.c.task_id).where(t.c.exec_id == exec_id)):
+            deps.setdefault(task_id, []).append(depends_on)
+        rows = [dict(row._mapping) for row in conn.execute(
+            select(t.c.id, t.c.identifier, s.data_transformation.c.tag.label("transformation"),
+                   t.c.status, t.c.start_time, t.c.end_time, t.c.workspace,
+                   t.c.computing_resource, t.c.error_msg)
+            .join(s.data_transformation, s.data_transformation.c.id == t.c.dt_id)
+            .where(t.c.exec_id == exec_id).order_by(t.c.identifier, t.c.id))]
+    for row in rows:
+        row["duration_s"] = _seconds(row.pop("start_time"), row.pop("end_time"))
+        row["depends_on"] = ",".join(str(d) for d in sorted(deps.get(row["id"], [])))
+        error = row.pop("error_msg")
+        row["error"] = error.strip().splitlines()[-1] if error else None
+    return rows
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
