@@ -15,12 +15,13 @@ from dlprov.capture.task import Task
 from dlprov.errors import (DlprovError, NameRejected, NotFound, ReadOnlyViolation, SpecError,
                            StoreUnavailable, ValueRejected)
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
-from dlprov.recorder.recorder import close_all as flush_all
+from dlprov.query import describe, list_runs, list_tasks, sql
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "run", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec", "flush_all",
+    "run", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",
+    "sql", "list_runs", "list_tasks", "describe",
     "DlprovError", "NameRejected", "NotFound", "ReadOnlyViolation", "SpecError",
     "StoreUnavailable", "ValueRejected", "__version__",
 ]

@@ -61,7 +61,7 @@ def runs(ctx: click.Context, df_tag: str | None, fmt: str) -> None:
 def tasks(ctx: click.Context, run: str, fmt: str) -> None:
     """List the tasks of execution RUN (its exec tag or id)."""
     from dlprov.query.catalogue import list_tasks
-    rows = list_tasks(_store(ctx), run)
+    rows = list_tasks(run, _store(ctx))
     click.echo(render_records(rows, ["id", "identifier", "transformation", "status",
                                      "duration_s", "depends_on", "computing_resource", "error"],
                               fmt))

@@ -10,7 +10,7 @@ from dlprov.errors import NotFound
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema as s
 from dlprov.store.specs import read_spec
-from dlprov.store.store import Store
+from dlprov.store.store import Store, as_store
 
 
 def dataflow_tags(conn: Connection) -> list[str]:
@@ -40,8 +40,10 @@ def choose_dataflow(conn: Connection, df_tag: str | None) -> DataflowSpec:
     return found[2]
 
 
-def list_runs(store: Store, df_tag: str | None = None) -> list[dict[str, Any]]:
+def list_runs(store: Store | str | None = None,
+              df_tag: str | None = None) -> list[dict[str, Any]]:
     """Executions with dataflow, status, host, user, duration and task counts, newest first."""
+    store = as_store(store)
     e, t = s.dataflow_execution, s.task
     counts = (select(t.c.exec_id, func.count().label("tasks"),
                      func.sum(case((t.c.status == "failed", 1), else_=0)).label("failed"))
@@ -62,8 +64,9 @@ def list_runs(store: Store, df_tag: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def list_tasks(store: Store, run: str) -> list[dict[str, Any]]:
+def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[str, Any]]:
     """Tasks of one execution (given by exec tag or id), with their dependencies."""
+    store, run = as_store(store), str(run)
     e, t, dep = s.dataflow_execution, s.task, s.task_dependency
     with store.read() as conn:
         where = e.c.id == int(run) if run.isdigit() else e.c.tag == run

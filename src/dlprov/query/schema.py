@@ -7,11 +7,13 @@ from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
 from dlprov.query.catalogue import choose_dataflow, dataflow_tags
 from dlprov.store import schema as s
-from dlprov.store.store import Store
+from dlprov.store.store import Store, as_store
 
 
-def describe(store: Store, df_tag: str | None = None, all_dataflows: bool = False) -> str:
+def describe(store: Store | str | None = None, df_tag: str | None = None,
+             all_dataflows: bool = False) -> str:
     """Text describing one dataflow (default: the most recent) or all of them."""
+    store = as_store(store)
     with store.read() as conn:
         tags = dataflow_tags(conn) if all_dataflows else [choose_dataflow(conn, df_tag).tag]
         parts = []

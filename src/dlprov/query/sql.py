@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from dlprov.errors import DlprovError, ReadOnlyViolation
 from dlprov.query.catalogue import choose_dataflow
 from dlprov.store import schema as s
-from dlprov.store.store import Store
+from dlprov.store.store import Store, as_store
 
 _WRITE_SIGNS = ("readonly database", "read-only transaction", "not authorized",
                 "cannot modify")
@@ -54,7 +54,7 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
         params: dict[str, Any] | None = None) -> QueryResult:
     """Run one read-only SQL statement; the set names of ``dataflow`` (default: the only or most
     recent one) resolve to its tables. A statement that would write raises ReadOnlyViolation."""
-    store = store if isinstance(store, Store) else Store(store)
+    store = as_store(store)
     chosen: list[str] = []
 
     def expose_dataflow(conn: Connection) -> None:
@@ -85,8 +85,10 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
         raise DlprovError(f"SQL error: {message}") from None
 
 
-def set_tables(store: Store, dataflow: str | None = None) -> dict[str, list[str]]:
+def set_tables(store: Store | str | None = None,
+               dataflow: str | None = None) -> dict[str, list[str]]:
     """The set tables of a dataflow and their columns, as `dlprov sql` exposes them."""
+    store = as_store(store)
     with store.read() as conn:
         spec = choose_dataflow(conn, dataflow)
         return {set_tag: [c.name for c in s.set_table(conn.dialect.name, spec, set_tag).columns]

@@ -96,3 +96,8 @@ class Store:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+
+def as_store(store: "Store | str | os.PathLike | None") -> Store:
+    """``store`` if it is a :class:`Store`, else the store it names (see :class:`Store`)."""
+    return store if isinstance(store, Store) else Store(store)

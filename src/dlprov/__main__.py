@@ -1,0 +1,4 @@
+"""``python -m dlprov`` is the ``dlprov`` command."""
+from dlprov.cli.main import main
+
+main()

@@ -1,0 +1,155 @@
+"""The main job (``dlprov demo``): candidate MLPs on digits, captured with the Pythonic API.
+
+Each candidate is one execution of dataflow ``digits``:
+LoadData -> NormalizeData -> [ReduceDimensions] -> OneHotEncoding -> SplitData -> Train -> Test.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import dlprov
+from dlprov.demo import data
+from dlprov.demo.training import Candidate, build_mlp, evaluate, train
+from dlprov.store.store import Store
+
+DATAFLOW = "digits"
+SEED = 7
+SPLIT = (0.6, 0.2, 0.2)
+
+CANDIDATES = [
+    Candidate("mlp-adam-minmax", "minmax", None, "adam", 1e-3, 64, 2),
+    Candidate("mlp-sgd-minmax", "minmax", None, "sgd", 1e-2, 64, 2),
+    Candidate("mlp-adam-standard", "standard", None, "adam", 1e-2, 128, 3),
+    Candidate("mlp-rmsprop-standard-pca", "standard", 32, "rmsprop", 1e-3, 64, 2),
+    Candidate("mlp-adam-minmax-pca", "minmax", 24, "adam", 3e-3, 128, 2),
+    Candidate("mlp-sgd-standard", "standard", None, "sgd", 3e-2, 32, 3),
+]
+
+LISTING_4 = """\
+SELECT im.*, om.avg_accuracy
+FROM itrain im
+JOIN (
+  SELECT train_task_id, AVG(accuracy) AS avg_accuracy
+  FROM otrain
+  GROUP BY train_task_id
+  HAVING AVG(accuracy) = (
+    SELECT MAX(avg_accuracy)
+    FROM (
+      SELECT AVG(accuracy) AS avg_accuracy
+      FROM otrain
+      GROUP BY train_task_id
+    ) AS subquery
+  )
+) om ON im.train_task_id = om.train_task_id;"""
+
+
+def candidates(count: int) -> list[Candidate]:
+    """``count`` candidates: the listed ones, then variations of them with other learning rates."""
+    chosen = []
+    for i in range(count):
+        base = CANDIDATES[i % len(CANDIDATES)]
+        if i >= len(CANDIDATES):
+            factor = 2.0 ** (i // len(CANDIDATES))
+            base = Candidate(f"{base.name}-lr{base.learning_rate * factor:g}", base.normalization,
+                             base.pca_components, base.optimizer_name,
+                             base.learning_rate * factor, base.hidden_units, base.num_layers)
+        chosen.append(base)
+    return chosen
+
+
+def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir: Path,
+                  on_epoch: Callable[[], None] = lambda: None) -> str:
+    """Run the whole workflow for one candidate, capturing its provenance; return the exec tag."""
+    workdir = output_dir / candidate.name
+    with dlprov.run(DATAFLOW, store=store) as run:
+        with run.task("loaddata") as load:
+            load.input("iinputdataset", dataset_name="digits",
+                       dataset_source="sklearn.datasets.load_digits")
+            x, y = data.load_digits_arrays()
+            raw = data.save(workdir / "raw.npz", x=x, y=y)
+            load.output("oloaddata", dataset_dir=raw, n_samples=len(x), n_features=x.shape[1])
+
+        with run.task("normalizedata", depends_on=load) as norm:
+            norm.input("inormalizedata", method=candidate.normalization)
+            x = data.normalize(x, candidate.normalization)
+            path = data.save(workdir / "normalized.npz", x=x, y=y)
+            norm.output("onormalizedata", dataset_dir=path, n_features=x.shape[1])
+        previous = norm
+
+        if candidate.pca_components:
+            with run.task("reducedimensions", depends_on=previous) as pca:
+                pca.input("ireducedimensions", method="pca", n_components=candidate.pca_components)
+                x = data.reduce_dimensions(x, candidate.pca_components, SEED)
+                path = data.save(workdir / "reduced.npz", x=x, y=y)
+                pca.output("oreducedimensions", dataset_dir=path, n_features=x.shape[1])
+            previous = pca
+
+        with run.task("onehotencoding", depends_on=previous) as onehot:
+            y_onehot = data.one_hot(y)
+            path = data.save(workdir / "onehot.npz", x=x, y=y_onehot)
+            onehot.output("oonehotdataset", dataset_dir=path, n_classes=y_onehot.shape[1])
+
+        with run.task("splitdata", depends_on=onehot) as split_task:
+            split_task.input("isplitconfig", train_size=SPLIT[0], val_size=SPLIT[1],
+                             test_size=SPLIT[2], seed=SEED)
+            train_set, val_set, test_set = data.split(x, y_onehot, SPLIT, SEED)
+            for set_tag, part, (px, py) in (("otrainset", "train", train_set),
+                                            ("ovalset", "val", val_set),
+                                            ("otestset", "test", test_set)):
+                path = data.save(workdir / f"{part}.npz", x=px, y=py)
+                split_task.output(set_tag, dataset_dir=path, n_samples=len(px))
+
+        with run.task("train", depends_on=split_task, uses=["otrainset", "ovalset"]) as train_task:
+            train_task.input("itrain", optimizer_name=candidate.optimizer_name,
+                             learning_rate=candidate.learning_rate, num_epochs=epochs,
+                             batch_size=candidate.batch_size, num_layers=candidate.num_layers,
+                             hidden_units=candidate.hidden_units)
+            model = build_mlp(x.shape[1], candidate.hidden_units, candidate.num_layers)
+
+            def record_epoch(metrics: dict) -> None:
+                train_task.output("otrain", timestamp=datetime.now(), **metrics)
+                on_epoch()
+
+            train(model, candidate, train_set, val_set, epochs, SEED, record_epoch)
+            model_path = workdir / "model.pt"
+            import torch
+            torch.save(model.state_dict(), model_path)
+            train_task.output("otrainedmodel", model_name=candidate.name, model_dir=model_path,
+                              n_parameters=sum(p.numel() for p in model.parameters()))
+
+        with run.task("test", depends_on=[split_task, train_task],
+                      uses=["otestset", "otrainedmodel"]) as test_task:
+            loss, accuracy = evaluate(model, *test_set)
+            test_task.output("otest", loss=loss, accuracy=accuracy)
+    return run.exec_tag
+
+
+def run_demo(*, store: Store | None = None, candidates: int = 4, epochs: int = 8,
+             output_dir: str | Path = "demo-output", progress: bool = True,
+             echo: Callable[[str], None] = print) -> None:
+    """Train ``candidates`` models, capture everything, print the runs and Listing 4's answer."""
+    import torch
+    from tqdm import tqdm
+
+    from dlprov.cli.output import render, render_records
+    from dlprov.query.catalogue import list_runs
+    from dlprov.query.sql import sql
+
+    torch.set_num_threads(1)
+    store = store or Store()
+    output_dir = Path(output_dir)
+    chosen = globals()["candidates"](candidates)
+    with tqdm(total=len(chosen) * epochs, desc="training", unit="epoch",
+              disable=not progress) as bar:
+        for candidate in chosen:
+            bar.set_postfix_str(candidate.name)
+            run_candidate(candidate, store=store, epochs=epochs, output_dir=output_dir,
+                          on_epoch=lambda: bar.update(1))
+    echo(f"\nStore: {store.safe_url}\n")
+    echo(render_records(list_runs(store, DATAFLOW)[:len(chosen)],
+                        ["id", "exec_tag", "status", "duration_s", "tasks", "failed_tasks"]))
+    echo("\nListing 4 (hyperparameters of the model with the highest average training accuracy):")
+    result = sql(LISTING_4, store=store, dataflow=DATAFLOW)
+    echo(render(result.columns, result.rows))
