@@ -45,6 +45,7 @@ except ImportError as missing:  # pragma: no cover - depends on the environment
              f"{missing}")
 
 import dlprov
+from dlprov.recorder.recorder import close_all  # stops writer threads between timed runs
 
 CALL_TARGET_US = 5.0
 EPOCH_TARGET_PCT = 0.3
@@ -93,7 +94,7 @@ def measure_call_cost(store: Path, calls: int, chunk: int) -> CallCost:
         began = time.perf_counter()
         run.end()
         flush_s = time.perf_counter() - began
-    dlprov.flush_all()
+    close_all()
     return CallCost(samples, harness, flush_s, _count_rows(store, "bench_calls__otrain"))
 
 
@@ -188,7 +189,7 @@ def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path
         flush_began = time.perf_counter()
         run.end()
         ended = time.perf_counter()
-    dlprov.flush_all()  # stop this store's writer thread (untimed) so it cannot disturb the next
+    close_all()  # stop this store's writer thread (untimed) so it cannot disturb the next
     rows = _count_rows(store, "bench__otrain") + (
         _count_rows(store, "bench__obatch") if variant == PER_BATCH else 0)
     return Timing(ended - began, ended - flush_began, start_s, rows)

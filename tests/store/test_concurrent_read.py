@@ -42,7 +42,7 @@ WRITER = textwrap.dedent("""
 
 def _count_sqlite(path: Path) -> int:
     # timeout=0: a reader that had to wait for the writer's lock raises "database is locked".
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0)
+    conn = sqlite3.connect(path, timeout=0)
     try:
         return conn.execute("SELECT count(*) FROM busy__otrain").fetchone()[0]
     finally:
