@@ -62,7 +62,9 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
         chosen.append(spec.tag)
         preparer = conn.dialect.identifier_preparer
         if store.backend == "postgresql":
-            conn.exec_driver_sql(f"SET search_path TO {preparer.quote(spec.tag)}, public")
+            # The dataflow's schema first, then wherever the core tables already resolve.
+            current = conn.exec_driver_sql("SHOW search_path").scalar()
+            conn.exec_driver_sql(f"SET search_path TO {preparer.quote(spec.tag)}, {current}")
             return
         for set_tag in spec.sets:
             table = s.set_table(conn.dialect.name, spec, set_tag, MetaData())
