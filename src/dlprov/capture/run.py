@@ -42,6 +42,9 @@ class Run:
         self.username = user or _current_user()
         self.workspace = workspace or os.getcwd()
         self.status = RUNNING
+        if exec_tag is not None and self.store.has_execution(exec_tag):
+            raise ValueError(f"execution {exec_tag!r} already exists in {self.store.safe_url}; "
+                             f"exec tags name one execution each: choose another")
         self.book = specbook_for(self.store, self.df_tag)
         if spec is not None:
             if spec.tag != self.df_tag:
@@ -78,14 +81,16 @@ class Run:
 
     def task(self, transformation: str, *, depends_on: Iterable[Task] | Task | None = (),
              uses: Iterable[str] | None = None, sub_id: str | None = None,
-             workspace: str | None = None, identifier: int | None = None) -> Task:
+             workspace: str | None = None, identifier: int | None = None,
+             resource: str | None = None) -> Task:
         """Start a task of ``transformation``. It uses what the tasks in ``depends_on`` produced
         (only the sets named in ``uses``, if given). Use it as a context manager."""
         if self.status != RUNNING:
             raise RuntimeError(f"run {self.exec_tag!r} has ended; start a new run")
         task = Task(self, transformation,
                     identifier if identifier is not None else next(self._identifiers),
-                    depends_on=depends_on, uses=uses, sub_id=sub_id, workspace=workspace)
+                    depends_on=depends_on, uses=uses, sub_id=sub_id, workspace=workspace,
+                    resource=resource)
         self._open_tasks = [t for t in self._open_tasks if t.status == RUNNING] + [task]
         return task
 

@@ -37,7 +37,8 @@ class AttributeType(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Attribute:
-    """One attribute of a set. ``allow_nan`` lets a numeric attribute hold NaN/inf (stored as given)."""
+    """One attribute of a set. ``allow_nan`` lets a numeric attribute take NaN and inf: inf is
+    stored as given; NaN as NULL in SQLite (which has no NaN), as NaN in PostgreSQL."""
 
     name: str
     type: AttributeType = AttributeType.TEXT

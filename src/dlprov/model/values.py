@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Callable
 
 from dlprov.errors import SpecError, ValueRejected
@@ -92,23 +92,24 @@ def _file(set_tag: str, attribute: Attribute) -> Converter:
 
 
 def _timestamp(set_tag: str, attribute: Attribute) -> Converter:
+    """Times are stored as naive local time, as the store's own start and end times are."""
     where = _where(set_tag, attribute.name)
 
     def convert(value: Any) -> datetime | None:
-        if value is None or type(value) is datetime:
-            return value
-        if isinstance(value, datetime):
-            return value
-        if isinstance(value, date):
-            return datetime(value.year, value.month, value.day)
+        if value is None:
+            return None
         if isinstance(value, str):
             try:
-                return datetime.fromisoformat(value)
+                value = datetime.fromisoformat(value)
             except ValueError:
                 pass
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) \
+        if isinstance(value, datetime):
+            return value if value.tzinfo is None else value.astimezone().replace(tzinfo=None)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
                 and math.isfinite(value):
-            return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
+            return datetime.fromtimestamp(value)
         raise ValueRejected(
             f"{where} is a timestamp; got {type(value).__name__} {value!r} (use a datetime, "
             f"an ISO 8601 string or seconds since the epoch)")

@@ -15,6 +15,9 @@ import time
 from queue import Empty, SimpleQueue
 from typing import Callable
 
+from sqlalchemy.exc import DataError, IntegrityError, MultipleResultsFound, NoResultFound
+
+from dlprov.errors import DlprovError, StoreUnavailable
 from dlprov.recorder.spool import Spool, spool_path_for
 from dlprov.store.store import Store
 
@@ -46,6 +49,8 @@ class Recorder:
         self.spool = Spool(spool_path_for(store.url))
         self.failures = 0
         self.written = 0
+        self.rejected = 0
+        self.rejected_path = self.spool.path.with_suffix(".rejected.jsonl")
         self._queue: SimpleQueue = SimpleQueue()
         self.put: Callable[[tuple], None] = self._queue.put  # the hot path: no wrapper call
         self._wake = threading.Event()
@@ -116,13 +121,38 @@ class Recorder:
                 self._writer = self.store.writer()
             self._writer.write(records)
         except Exception as exc:  # noqa: BLE001 - provenance must never break training
-            self._fail(exc, batch)
-            return
+            if _store_unreachable(exc):
+                self._fail(exc, batch)
+                return
+            if not self._salvage(records, exc):
+                return
         if backlog:
             self.spool.clear()
             log.warning("dlprov: store %s is back; %d spooled records written",
                         self.store.safe_url, len(records) - len(batch))
         self.written += len(records)
+
+    def _salvage(self, records: list[tuple], exc: Exception) -> bool:
+        """The store answered but refused the batch for its content: write record by record and
+        set aside, in a file of their own, those it refuses (and those that depend on them), so
+        that one bad record does not hold back every later one. False if the store went away
+        meanwhile: then the records not yet written are what the spool holds."""
+        rejected = []
+        for position, record in enumerate(records):
+            try:
+                self._writer.write([record])
+            except Exception as record_error:  # noqa: BLE001
+                if _store_unreachable(record_error):
+                    self.spool.clear()
+                    self._fail(record_error, records[position:])
+                    return False
+                rejected.append(record)
+        self.rejected += len(rejected)
+        Spool(self.rejected_path).append(rejected)
+        log.error("dlprov: store %s refused %d records (%s: %s); they are kept in %s",
+                  self.store.safe_url, len(rejected), type(exc).__name__, exc,
+                  self.rejected_path)
+        return True
 
     def _fail(self, exc: Exception, batch: list[tuple]) -> None:
         self.failures += 1
@@ -137,6 +167,16 @@ class Recorder:
             log.warning("dlprov: cannot write provenance to %s (%s: %s); training goes on and "
                         "records are kept in %s until the store answers",
                         self.store.safe_url, type(exc).__name__, exc, self.spool.path)
+
+
+# The store answered and refused what was sent: retrying the same records would fail again.
+_REFUSALS = (IntegrityError, DataError, NoResultFound, MultipleResultsFound, DlprovError,
+             KeyError, TypeError, ValueError)
+
+
+def _store_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` may pass (a store down, locked, not a database yet): keep and retry."""
+    return isinstance(exc, StoreUnavailable) or not isinstance(exc, _REFUSALS)
 
 
 _recorders: dict[str, Recorder] = {}

@@ -84,6 +84,15 @@ class Store:
             found = read_spec(conn, df_tag)
         return found[2] if found else None
 
+    def has_execution(self, exec_tag: str) -> bool:
+        """Whether an execution tagged ``exec_tag`` is stored (False if the store can't be read)."""
+        if not self._has_tables():
+            return False
+        with self.read() as conn:
+            return conn.execute(select(schema.dataflow_execution.c.id)
+                                .where(schema.dataflow_execution.c.tag == exec_tag)).first() \
+                is not None
+
     def _has_tables(self) -> bool:
         try:
             with self.read() as conn:
