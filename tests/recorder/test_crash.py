@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def test_sigkill_keeps_everything_older_than_one_flush_interval(tmp_path: Path) 
     proc = subprocess.Popen([sys.executable, str(script), str(store)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     printed: list[tuple[int, float]] = []
+    watchdog = threading.Timer(60, proc.kill)  # a child that hangs silently must not hang us
+    watchdog.start()
     try:
         first = None
         for line in proc.stdout:
@@ -61,6 +64,7 @@ def test_sigkill_keeps_everything_older_than_one_flush_interval(tmp_path: Path) 
         killed_at = time.monotonic()
         rest, err = proc.communicate(timeout=10)
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -81,7 +85,8 @@ def test_sigkill_keeps_everything_older_than_one_flush_interval(tmp_path: Path) 
     old_enough = {step for step, at in printed if at < killed_at - FLUSH_INTERVAL - MARGIN}
     assert len(old_enough) > 10, "the run was too short to say anything"
     missing = sorted(old_enough - set(stored))
-    assert not missing, f"{len(missing)} steps recorded long before the kill are lost: {missing[:10]}"
+    assert not missing, f"{len(missing)} steps captured well before the kill are lost: " \
+                        f"{missing[:10]}"
     assert len(stored) == len(set(stored)), "a step was stored twice"
     # Batches are written in order, each in one transaction: what survives is a prefix.
     assert stored == list(range(len(stored)))

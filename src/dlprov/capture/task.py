@@ -37,8 +37,8 @@ class Task:
         self._put = run.put
         self._converters: dict[str, dict[str, dict[str, Converter]]] = {"input": {}, "output": {}}
         book = run.book
+        uses_ = self._plan_uses(uses)  # first: a rejected task must leave the spec as it was
         changed = book.add_transformation(self.transformation)
-        uses_ = self._plan_uses(uses)
         for producer, set_tags in uses_:
             for set_tag in set_tags:
                 changed |= book.add_role(self.transformation, set_tag, "input",

@@ -38,13 +38,23 @@ class _Flush:
         self.done = threading.Event()
 
 
+def _interval_from_env() -> float:
+    text = os.environ.get(FLUSH_INTERVAL_ENV, "")
+    try:
+        return float(text) if text.strip() else DEFAULT_FLUSH_INTERVAL
+    except ValueError:
+        log.warning("dlprov: %s=%r is not a number of seconds; using %s", FLUSH_INTERVAL_ENV,
+                    text, DEFAULT_FLUSH_INTERVAL)
+        return DEFAULT_FLUSH_INTERVAL
+
+
 class Recorder:
     """Batches records into one store from a daemon thread. Get one with :func:`recorder_for`."""
 
     def __init__(self, store: Store, flush_interval: float | None = None) -> None:
         self.store = store
         if flush_interval is None:
-            flush_interval = float(os.environ.get(FLUSH_INTERVAL_ENV, DEFAULT_FLUSH_INTERVAL))
+            flush_interval = _interval_from_env()
         self.flush_interval = min(max(flush_interval, 0.01), 1.0)
         self.spool = Spool(spool_path_for(store.url))
         self.failures = 0
@@ -143,16 +153,22 @@ class Recorder:
                 self._writer.write([record])
             except Exception as record_error:  # noqa: BLE001
                 if _store_unreachable(record_error):
+                    self._set_aside(rejected, exc)
                     self.spool.clear()
                     self._fail(record_error, records[position:])
                     return False
                 rejected.append(record)
+        self._set_aside(rejected, exc)
+        return True
+
+    def _set_aside(self, rejected: list[tuple], exc: Exception) -> None:
+        if not rejected:
+            return
         self.rejected += len(rejected)
         Spool(self.rejected_path).append(rejected)
         log.error("dlprov: store %s refused %d records (%s: %s); they are kept in %s",
                   self.store.safe_url, len(rejected), type(exc).__name__, exc,
                   self.rejected_path)
-        return True
 
     def _fail(self, exc: Exception, batch: list[tuple]) -> None:
         self.failures += 1

@@ -8,16 +8,35 @@ from pathlib import Path
 from typing import Any, Iterable
 
 
+_MARKERS = ("$datetime", "$dict")
+
+
 def _encode(value: Any) -> Any:
+    """JSON-ready ``value``: datetimes tagged, and a dict that looks like a tag escaped."""
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
-    raise TypeError(f"cannot spool a {type(value).__name__}")
+    if isinstance(value, dict):
+        encoded = {k: _encode(v) for k, v in value.items()}
+        return {"$dict": encoded} if len(value) == 1 and next(iter(value)) in _MARKERS \
+            else encoded
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
 
 
-def _decode(obj: dict) -> Any:
-    if len(obj) == 1 and "$datetime" in obj:
-        return datetime.fromisoformat(obj["$datetime"])
-    return obj
+def _decode(value: Any) -> Any:
+    """The inverse of :func:`_encode` (top-down, so that an escaped dict stays as it was)."""
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        key, inner = next(iter(value.items()))
+        if key == "$datetime":
+            return datetime.fromisoformat(inner)
+        if key == "$dict":
+            return {k: _decode(v) for k, v in inner.items()}
+    return {k: _decode(v) for k, v in value.items()}
 
 
 class Spool:
@@ -33,7 +52,7 @@ class Spool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             for record in records:
-                out.write(json.dumps(record, default=_encode, allow_nan=True))
+                out.write(json.dumps(_encode(record), allow_nan=True))
                 out.write("\n")
             out.flush()
             os.fsync(out.fileno())
@@ -46,7 +65,7 @@ class Spool:
             records = []
             for line in lines:
                 try:
-                    records.append(tuple(json.loads(line, object_hook=_decode)))
+                    records.append(tuple(_decode(json.loads(line))))
                 except json.JSONDecodeError:
                     continue
             return records
