@@ -16,6 +16,7 @@ from dlprov.capture.dfa_predefined import PREDEFINED
 from dlprov.errors import SpecError, ValueRejected
 from dlprov.model import spec as m
 from dlprov.model.names import check_name
+from dlprov.model.spec import AttributeType
 from dlprov.store.store import Store
 
 class SetType(str, enum.Enum):
@@ -24,29 +25,6 @@ class SetType(str, enum.Enum):
     INPUT = "INPUT"
     OUTPUT = "OUTPUT"
 
-
-class AttributeType(str, enum.Enum):
-    """Type of an attribute. The original's RDFILE and LONG_TEXT are aliases of FILE and TEXT."""
-
-    TEXT = "text"
-    NUMERIC = "numeric"
-    FILE = "file"
-    TIMESTAMP = "timestamp"
-    JSON = "json"
-    RDFILE = "file"
-    LONG_TEXT = "text"
-
-    @classmethod
-    def parse(cls, value: "AttributeType | m.AttributeType | str") -> "AttributeType":
-        """An AttributeType, a core one, or a name in any case (``"NUMERIC"``, ``"rdfile"``)."""
-        if isinstance(value, (cls, m.AttributeType)):
-            return cls(value.value)
-        if isinstance(value, str):
-            found = cls.__members__.get(value.upper())
-            if found is not None:
-                return found
-        raise SpecError(f"unknown attribute type {value!r}: use one of "
-                        f"{', '.join(cls.__members__)}")
 
 class TaskStatus(str, enum.Enum):
     """Status of a :class:`Task`. A task ends FAILED if set so (or given an error) before end()."""
@@ -70,7 +48,7 @@ class Attribute:
         object.__setattr__(self, "type", AttributeType.parse(self.type))
 
     def core(self) -> m.Attribute:
-        return m.Attribute(self.name, m.AttributeType(self.type.value), self.allow_nan)
+        return m.Attribute(self.name, self.type, self.allow_nan)
 
 
 class Set:

@@ -15,24 +15,28 @@ from dlprov.model.names import check_name
 
 
 class AttributeType(str, enum.Enum):
-    """Type of an attribute, and so of its set-table column."""
+    """Type of an attribute, and so of its set-table column. The original DfAnalyzer's RDFILE
+    and LONG_TEXT are aliases of FILE and TEXT."""
 
     TEXT = "text"
     NUMERIC = "numeric"
     FILE = "file"
     TIMESTAMP = "timestamp"
     JSON = "json"
+    RDFILE = "file"
+    LONG_TEXT = "text"
 
     @classmethod
     def parse(cls, value: "AttributeType | str") -> "AttributeType":
-        """Accept an :class:`AttributeType` or its name in any case (``"NUMERIC"``, ``"numeric"``)."""
+        """Accept an :class:`AttributeType` or its name or value in any case (``"NUMERIC"``,
+        ``"numeric"``, ``"rdfile"``)."""
         if isinstance(value, cls):
             return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(t.value for t in cls)
-            raise SpecError(f"unknown attribute type {value!r}: use one of {choices}") from None
+        found = cls.__members__.get(str(value).upper())
+        if found is None:
+            choices = ", ".join(cls.__members__)
+            raise SpecError(f"unknown attribute type {value!r}: use one of {choices}")
+        return found
 
 
 @dataclass(frozen=True)

@@ -33,21 +33,19 @@ dataflow_version = Table(
     UniqueConstraint("df_id", "version"),
 )
 
-data_transformation = Table(
-    "data_transformation", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
-    Column("tag", String(64), nullable=False),
-    UniqueConstraint("df_id", "tag"),
-)
+def _tagged_per_dataflow(name: str) -> Table:
+    """A catalogue table of tags unique within a dataflow (transformations, sets)."""
+    return Table(
+        name, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
+        Column("tag", String(64), nullable=False),
+        UniqueConstraint("df_id", "tag"),
+    )
 
-data_set = Table(
-    "data_set", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("df_id", Integer, ForeignKey("dataflow.id", ondelete="CASCADE"), nullable=False),
-    Column("tag", String(64), nullable=False),
-    UniqueConstraint("df_id", "tag"),
-)
+
+data_transformation = _tagged_per_dataflow("data_transformation")
+data_set = _tagged_per_dataflow("data_set")
 
 attribute = Table(
     "attribute", metadata,
