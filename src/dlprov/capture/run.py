@@ -1,14 +1,16 @@
 """A run: one execution (``df_exec``) of a dataflow, the context in which tasks capture."""
 from __future__ import annotations
 
-import getpass
+import logging
 import os
 import socket
+import threading
 import uuid
 from datetime import datetime
 from itertools import count
 from typing import Iterable, Mapping
 
+from dlprov.capture.environment import collect_agent, collect_environment
 from dlprov.capture.specbook import specbook_for
 from dlprov.capture.task import FAILED, FINISHED, RUNNING, Task
 from dlprov.model import records as r
@@ -16,6 +18,9 @@ from dlprov.model.names import check_name
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
 from dlprov.recorder.recorder import recorder_for
 from dlprov.store.store import Store
+
+
+CAPTURE_ENVIRONMENT_ENV = "DLPROV_CAPTURE_ENVIRONMENT"
 
 
 class Run:
@@ -27,7 +32,9 @@ class Run:
 
     def __init__(self, df_tag: str, *, exec_tag: str | None = None,
                  store: str | os.PathLike | Store | None = None, spec: DataflowSpec | None = None,
-                 user: str | None = None, workspace: str | None = None) -> None:
+                 user: str | None = None, email: str | None = None,
+                 organization: str | None = None, workspace: str | None = None,
+                 capture_environment: bool | Mapping[str, bool] = True) -> None:
         self.df_tag = check_name("dataflow", df_tag)
         self.store = store if isinstance(store, Store) else Store(store)
         self.key = self.new_key()
@@ -39,7 +46,8 @@ class Run:
             raise ValueError(f"exec_tag must be a non-empty string of at most 200 characters, "
                              f"got {self.exec_tag!r}")
         self.hostname = socket.gethostname()
-        self.username = user or _current_user()
+        self.agent = collect_agent(user, email, organization)
+        self.username = self.agent["username"]
         self.workspace = workspace or os.getcwd()
         self.status = RUNNING
         if exec_tag is not None and self.store.has_execution(exec_tag):
@@ -58,8 +66,9 @@ class Run:
         self.send_spec()
         self.put((r.EXEC_START, self.key, {
             "tag": self.exec_tag, "df_tag": self.df_tag, "start_time": self.start_time,
-            "hostname": self.hostname, "username": self.username, "pid": os.getpid(),
-            "workspace": self.workspace}))
+            "hostname": self.hostname, "pid": os.getpid(), "workspace": self.workspace,
+            **self.agent}))
+        self._environment = _probe_environment(self, capture_environment)
 
     @staticmethod
     def new_key() -> str:
@@ -99,6 +108,8 @@ class Run:
         if self.status != RUNNING:
             return
         self.status = FAILED if error is not None else FINISHED
+        if self._environment is not None:
+            self._environment.join(timeout=10)
         for task in self._open_tasks:  # tasks left open end with the run
             task.end(error if error is not None else None)
         self.put((r.EXEC_END, self.key, {
@@ -120,11 +131,25 @@ class Run:
         return f"<dlprov Run {self.exec_tag!r} of {self.df_tag!r}: {self.status}>"
 
 
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+def _probe_environment(run: Run, capture: bool | Mapping[str, bool]) -> threading.Thread | None:
+    """Collect the environment on a thread of its own, so that starting a run costs nothing;
+    ``capture`` is False, or a mapping turning single probes off (``{"git": False}``)."""
+    if capture is False or os.environ.get(CAPTURE_ENVIRONMENT_ENV, "1") in ("0", "false", "no"):
+        return None
+    probes = dict(capture) if isinstance(capture, Mapping) else {}
+
+    def probe() -> None:
+        try:
+            found = collect_environment(**probes)
+        except Exception as exc:  # noqa: BLE001 - the environment is best effort
+            logging.getLogger("dlprov.capture").warning("dlprov: environment not captured: %s",
+                                                        exc)
+            return
+        run.put((r.ENVIRONMENT, run.key, found))
+
+    thread = threading.Thread(target=probe, name="dlprov-environment", daemon=True)
+    thread.start()
+    return thread
 
 
 def run(df_tag: str, **options) -> Run:
@@ -136,7 +161,9 @@ def run(df_tag: str, **options) -> Run:
                 train.output("otrain", epoch=1, loss=0.4, accuracy=0.9)
 
     Options: ``exec_tag``, ``store`` (URL or SQLite path; default ``$DLPROV_STORE`` or
-    ``./dlprov.db``), ``spec`` (a :class:`DataflowSpec` declared up front), ``user``,
-    ``workspace``.
+    ``./dlprov.db``), ``spec`` (a :class:`DataflowSpec` declared up front), ``user``, ``email``,
+    ``organization`` (else ``$DLPROV_USER``/``$DLPROV_EMAIL``/``$DLPROV_ORGANIZATION``, the login
+    name and git's user.email), ``workspace``, ``capture_environment`` (False, or a dict turning
+    probes off: ``{"git": False, "gpus": False, "packages": False, "command_line": False}``).
     """
     return Run(df_tag, **options)

@@ -1,11 +1,13 @@
 """A task: one execution of a transformation inside a run, recording the elements it uses and produces."""
 from __future__ import annotations
 
+import os
 import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlprov.errors import SpecError
+from dlprov.capture.models import framework_of, layer_count, parameter_count
 from dlprov.model import records as r
 from dlprov.model.names import check_name
 from dlprov.model.values import Converter
@@ -119,6 +121,24 @@ class Task:
             self.produced.add(set_tag)
         converters = self._converters[role][set_tag] = book.converters[set_tag]
         return converters
+
+    # -- trained models ---------------------------------------------------------------------
+    def model(self, path: str | os.PathLike, model: Any = None, *, name: str | None = None,
+              framework: str | None = None, set_tag: str = "otrainedmodel") -> str:
+        """Record a trained model saved at ``path``: an element of ``set_tag`` (``model_name``,
+        ``model_dir``, ``model_id``) and a ``trained_model`` entity with the file's size and
+        sha256 (computed by the recorder thread), the framework and, given the ``model`` object,
+        its parameter and layer counts. Returns the model's stable id."""
+        path = os.path.abspath(os.fspath(path))
+        name = name or os.path.splitext(os.path.basename(path))[0]
+        model_id = self.run.new_key()
+        self.output(set_tag, model_name=name, model_dir=path, model_id=model_id)
+        self._put((r.MODEL, self.key, {
+            "model_id": model_id, "name": name, "path": path,
+            "framework": framework or framework_of(model),
+            "parameter_count": parameter_count(model), "layer_count": layer_count(model),
+            "created_at": datetime.now()}))
+        return model_id
 
     # -- end --------------------------------------------------------------------------------
     def end(self, error: BaseException | str | None = None, output: str | None = None) -> None:

@@ -15,7 +15,8 @@ MAX_NAME_LENGTH = 48
 # Names of the store's own tables: a set named like one would shadow it in `dlprov sql`.
 RESERVED = frozenset({
     "dataflow", "dataflow_version", "data_transformation", "data_set", "data_dependency",
-    "attribute", "dataflow_execution", "task", "task_dependency", "task_usage",
+    "attribute", "dataflow_execution", "task", "task_dependency", "task_usage", "environment",
+    "trained_model",
     "sqlite_master", "sqlite_schema", "information_schema", "pg_catalog", "public",
 })
 

@@ -12,5 +12,8 @@ TASK_START = "task_start"  # (TASK_START, task_key, fields)  fields["depends_on"
 TASK_END = "task_end"      # (TASK_END, task_key, fields)
 ELEMENT = "element"        # (ELEMENT, task_key, set_tag, values)
 USE = "use"                # (USE, consumer_task_key, producer_task_key, [set_tag, ...])
+ENVIRONMENT = "environment"  # (ENVIRONMENT, exec_key, fields)
+MODEL = "model"            # (MODEL, task_key, fields)  the writer adds size and sha256
 
-KINDS = frozenset({SPEC, EXEC_START, EXEC_END, TASK_START, TASK_END, ELEMENT, USE})
+KINDS = frozenset({SPEC, EXEC_START, EXEC_END, TASK_START, TASK_END, ELEMENT, USE, ENVIRONMENT,
+                   MODEL})

@@ -8,7 +8,7 @@ the prefix ``<df_tag>__``; ``dlprov sql --dataflow`` makes the bare set names re
 """
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Double, ForeignKey, Index, Integer,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Double, ForeignKey, Index, Integer,
                         MetaData, String, Table, Text, UniqueConstraint)
 
 from dlprov.model.names import task_column
@@ -77,9 +77,35 @@ dataflow_execution = Table(
     Column("end_time", DateTime),
     Column("hostname", String(255)),
     Column("username", String(255)),
+    Column("email", String(255)),
+    Column("organization", String(255)),
     Column("pid", Integer),
     Column("workspace", Text),
     Column("error_msg", Text),
+)
+
+# The computational environment of an execution (the original's hardware_info, widened).
+environment = Table(
+    "environment", metadata,
+    Column("exec_id", Integer, ForeignKey("dataflow_execution.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("hostname", String(255)),
+    Column("os", String(64)),
+    Column("os_version", String(255)),
+    Column("platform", String(255)),
+    Column("architecture", String(64)),
+    Column("processor", String(255)),
+    Column("cpu_count", Integer),
+    Column("memory_bytes", BigInteger),
+    Column("in_container", Boolean),
+    Column("gpus", JSON),
+    Column("python_version", String(32)),
+    Column("python_implementation", String(32)),
+    Column("packages", JSON),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Column("git_repository", Text),
+    Column("command_line", Text),
 )
 
 task = Table(
@@ -117,6 +143,26 @@ task_usage = Table(
     Column("producer_task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"),
            primary_key=True),
     Column("ds_id", Integer, ForeignKey("data_set.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# Trained models as first-class entities. The tasks that tested a model are those that used the
+# sets its training task produced (task_usage).
+trained_model = Table(
+    "trained_model", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", String(36), nullable=False, unique=True),
+    Column("exec_id", Integer, ForeignKey("dataflow_execution.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("name", String(255), nullable=False, index=True),
+    Column("path", Text, nullable=False),
+    Column("size_bytes", BigInteger),
+    Column("sha256", String(64), index=True),
+    Column("framework", String(64)),
+    Column("parameter_count", BigInteger),
+    Column("layer_count", Integer),
+    Column("created_at", DateTime),
 )
 
 COLUMN_TYPES = {

@@ -17,6 +17,7 @@ from dlprov.model import records as r
 from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema as s
+from dlprov.store.files import file_digest
 from dlprov.store.specs import read_spec, save_spec
 
 
@@ -157,6 +158,16 @@ class StoreWriter:
                           "ds_id": self._catalogue_id(conn, s.data_set, producer.df_tag, set_tag)})
         if usage:
             conn.execute(self._insert_ignore(s.task_usage), usage)
+
+    def _on_environment(self, conn: Connection, key: str, fields: dict) -> None:
+        conn.execute(self._insert_ignore(s.environment).values(
+            exec_id=self._exec(conn, key).id, **fields))
+
+    def _on_model(self, conn: Connection, task_key: str, fields: dict) -> None:
+        task = self._task(conn, task_key)
+        exec_id = conn.execute(select(s.task.c.exec_id).where(s.task.c.id == task.id)).scalar_one()
+        conn.execute(self._insert_ignore(s.trained_model).values(
+            exec_id=exec_id, task_id=task.id, **fields, **file_digest(fields["path"])))
 
     # -- lookups (cached) -------------------------------------------------------------------
     def _dataflow(self, conn: Connection, df_tag: str) -> _Dataflow:

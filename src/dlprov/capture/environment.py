@@ -1,0 +1,166 @@
+"""The computational environment and the responsible agent, captured once per execution.
+
+Collected when a run starts (never in the training loop): host, OS, CPU, memory, GPUs, container,
+Python and ML package versions, the git state of the training script, the command line. Each
+probe is best effort: a probe that fails leaves its field empty and never stops a run.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Distributions whose versions say how a model was trained (reported when installed).
+ML_PACKAGES = ("torch", "keras", "tensorflow", "jax", "lightning", "pytorch-lightning",
+               "deepxde", "numpy", "scipy", "scikit-learn", "pandas", "parsl", "dlprov")
+
+ENV_USER, ENV_EMAIL, ENV_ORGANIZATION = "DLPROV_USER", "DLPROV_EMAIL", "DLPROV_ORGANIZATION"
+
+
+def collect_environment(*, git: bool = True, gpus: bool = True,
+                        packages: bool = True, command_line: bool = True) -> dict[str, Any]:
+    """The environment of this process, as a dict of plain values (see the module docstring).
+    Each keyword turns one probe off."""
+    uname = platform.uname()
+    found: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "os": uname.system,
+        "os_version": uname.release,
+        "platform": platform.platform(),
+        "architecture": uname.machine,
+        "processor": _cpu_model() or uname.processor or None,
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "in_container": _in_container(),
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+    }
+    if gpus:
+        found["gpus"] = _gpus()
+    if packages:
+        found["packages"] = _package_versions()
+    if git:
+        found.update(_git_state(_script_dir()))
+    if command_line:
+        found["command_line"] = " ".join([Path(sys.executable).name, *sys.argv])
+    return found
+
+
+def collect_agent(user: str | None = None, email: str | None = None,
+                  organization: str | None = None) -> dict[str, Any]:
+    """Who is responsible: given values, else ``$DLPROV_USER``/``$DLPROV_EMAIL``/
+    ``$DLPROV_ORGANIZATION``, else the login name and git's ``user.email``."""
+    return {
+        "username": user or os.environ.get(ENV_USER) or _login_name(),
+        "email": email or os.environ.get(ENV_EMAIL) or _git_config("user.email"),
+        "organization": organization or os.environ.get(ENV_ORGANIZATION),
+    }
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return int(pages * size)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _in_container() -> bool:
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return True
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "lxc"))
+
+
+def _gpus() -> list[dict[str, Any]]:
+    """GPUs from torch when it is already imported (never imported here), else nvidia-smi."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                return [{"name": torch.cuda.get_device_name(i),
+                         "memory_bytes": torch.cuda.get_device_properties(i).total_memory,
+                         "driver": torch.version.cuda and f"CUDA {torch.version.cuda}"}
+                        for i in range(torch.cuda.device_count())]
+        except Exception:  # noqa: BLE001 - a broken driver is "no GPU", not a failed run
+            pass
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+            gpus = []
+            for line in out.stdout.strip().splitlines():
+                name, memory_mib, driver = [part.strip() for part in line.split(",")]
+                gpus.append({"name": name, "memory_bytes": int(float(memory_mib)) * 2**20,
+                             "driver": driver})
+            return gpus
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+    return []
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in ML_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _script_dir() -> Path:
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    return Path(script).resolve().parent if script else Path.cwd()
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    if not shutil.which("git"):
+        return None
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_state(directory: Path) -> dict[str, Any]:
+    commit = _git(["rev-parse", "HEAD"], directory)
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None, "git_repository": None}
+    status = _git(["status", "--porcelain", "--untracked-files=no"], directory)
+    return {"git_commit": commit, "git_dirty": bool(status),
+            "git_repository": _git(["rev-parse", "--show-toplevel"], directory)}
+
+
+def _git_config(key: str) -> str | None:
+    return _git(["config", "--get", key], Path.cwd()) or None
