@@ -6,7 +6,7 @@ import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
-from dlprov.errors import SpecError
+from dlprov.errors import SpecError, ValueRejected
 from dlprov.capture.models import framework_of, layer_count, parameter_count
 from dlprov.model import records as r
 from dlprov.model.names import check_name
@@ -129,6 +129,9 @@ class Task:
         ``model_dir``, ``model_id``) and a ``trained_model`` entity with the file's size and
         sha256 (computed by the recorder thread), the framework and, given the ``model`` object,
         its parameter and layer counts. Returns the model's stable id."""
+        if path is None or not os.fspath(path):
+            raise ValueRejected(f"task {self.transformation!r}: a trained model needs the path "
+                                f"of its saved file, got {path!r}")
         path = os.path.abspath(os.fspath(path))
         name = name or os.path.splitext(os.path.basename(path))[0]
         model_id = self.run.new_key()
