@@ -6,6 +6,7 @@ probe is best effort: a probe that fails leaves its field empty and never stops 
 """
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import platform
@@ -28,8 +29,23 @@ def collect_environment(*, git: bool = True, gpus: bool = True,
                         packages: bool = True, command_line: bool = True) -> dict[str, Any]:
     """The environment of this process, as a dict of plain values (see the module docstring).
     Each keyword turns one probe off."""
+    found = dict(_machine())
+    if gpus:
+        found["gpus"] = list(_gpus())
+    if packages:
+        found["packages"] = dict(_package_versions())
+    if git:
+        found.update(_git_state(_script_dir()))
+    if command_line:
+        found["command_line"] = " ".join([Path(sys.executable).name, *sys.argv])
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> dict[str, Any]:
+    """What does not change while a process lives (probed once per process)."""
     uname = platform.uname()
-    found: dict[str, Any] = {
+    return {
         "hostname": socket.gethostname(),
         "os": uname.system,
         "os_version": uname.release,
@@ -42,15 +58,6 @@ def collect_environment(*, git: bool = True, gpus: bool = True,
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
     }
-    if gpus:
-        found["gpus"] = _gpus()
-    if packages:
-        found["packages"] = _package_versions()
-    if git:
-        found.update(_git_state(_script_dir()))
-    if command_line:
-        found["command_line"] = " ".join([Path(sys.executable).name, *sys.argv])
-    return found
 
 
 def collect_agent(user: str | None = None, email: str | None = None,
@@ -99,16 +106,17 @@ def _in_container() -> bool:
     return any(word in cgroup for word in ("docker", "kubepods", "containerd", "lxc"))
 
 
-def _gpus() -> list[dict[str, Any]]:
+@functools.lru_cache(maxsize=1)
+def _gpus() -> tuple[dict[str, Any], ...]:
     """GPUs from torch when it is already imported (never imported here), else nvidia-smi."""
     torch = sys.modules.get("torch")
     if torch is not None:
         try:
             if torch.cuda.is_available():
-                return [{"name": torch.cuda.get_device_name(i),
-                         "memory_bytes": torch.cuda.get_device_properties(i).total_memory,
-                         "driver": torch.version.cuda and f"CUDA {torch.version.cuda}"}
-                        for i in range(torch.cuda.device_count())]
+                return tuple({"name": torch.cuda.get_device_name(i),
+                              "memory_bytes": torch.cuda.get_device_properties(i).total_memory,
+                              "driver": torch.version.cuda and f"CUDA {torch.version.cuda}"}
+                             for i in range(torch.cuda.device_count()))
         except Exception:  # noqa: BLE001 - a broken driver is "no GPU", not a failed run
             pass
     if shutil.which("nvidia-smi"):
@@ -121,12 +129,13 @@ def _gpus() -> list[dict[str, Any]]:
                 name, memory_mib, driver = [part.strip() for part in line.split(",")]
                 gpus.append({"name": name, "memory_bytes": int(float(memory_mib)) * 2**20,
                              "driver": driver})
-            return gpus
+            return tuple(gpus)
         except (OSError, ValueError, subprocess.SubprocessError):
             pass
-    return []
+    return ()
 
 
+@functools.lru_cache(maxsize=1)
 def _package_versions() -> dict[str, str]:
     versions = {}
     for name in ML_PACKAGES:
@@ -157,7 +166,9 @@ def _git_state(directory: Path) -> dict[str, Any]:
     commit = _git(["rev-parse", "HEAD"], directory)
     if commit is None:
         return {"git_commit": None, "git_dirty": None, "git_repository": None}
-    status = _git(["status", "--porcelain", "--untracked-files=no"], directory)
+    # --no-optional-locks: never take .git/index.lock while the user may be running git
+    status = _git(["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                  directory)
     return {"git_commit": commit, "git_dirty": bool(status),
             "git_repository": _git(["rev-parse", "--show-toplevel"], directory)}
 

@@ -24,7 +24,7 @@ from dlprov.store.store import Store
 log = logging.getLogger("dlprov.recorder")
 
 FLUSH_INTERVAL_ENV = "DLPROV_FLUSH_INTERVAL"
-DEFAULT_FLUSH_INTERVAL = 0.5
+DEFAULT_FLUSH_INTERVAL = 1.0
 MAX_BATCH = 50_000
 RETRY_SECONDS = 5.0
 

@@ -1,9 +1,14 @@
-"""Persisting prospective provenance: dataflow specs, their versions and set tables."""
+"""Persisting prospective provenance: dataflow specs, their versions and set tables.
+
+A stored version and the set tables change in one transaction, so the tables always match the
+latest stored spec: growing a spec needs only the difference, no reflection of the database.
+"""
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 
-from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy import Connection, MetaData, Table, select, text
 from sqlalchemy.schema import CreateColumn, CreateSchema
 
 from dlprov.model.names import task_column
@@ -27,21 +32,25 @@ def save_spec(conn: Connection, spec: DataflowSpec) -> tuple[int, int, DataflowS
     """Merge ``spec`` into the stored one; if that grows it, store a new version and create or
     alter the set tables. Returns (dataflow id, version, merged spec). Run inside a write
     transaction so that concurrent writers see each other's versions."""
+    if conn.dialect.name == "postgresql":
+        # SQLite's BEGIN IMMEDIATE serialises writers; PostgreSQL needs a lock per dataflow.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                     {"key": zlib.crc32(spec.tag.encode())})
     found = read_spec(conn, spec.tag)
     if found is None:
         df_id = conn.execute(s.dataflow.insert().values(
             tag=spec.tag, created_at=datetime.now())).inserted_primary_key[0]
-        version, merged, changed = 0, spec.copy(), True
+        version, previous = 0, DataflowSpec(spec.tag)
     else:
-        df_id, version, merged = found
-        changed = merged.merge(spec)
-    if not changed:
-        return df_id, version, merged
+        df_id, version, previous = found
+    merged = previous.copy()
+    if not merged.merge(spec) and found is not None:
+        return df_id, version, previous
     version += 1
     conn.execute(s.dataflow_version.insert().values(
         df_id=df_id, version=version, spec=merged.to_dict(), created_at=datetime.now()))
-    _save_catalogue(conn, df_id, merged)
-    _sync_set_tables(conn, merged)
+    _save_catalogue(conn, df_id, previous, merged)
+    _grow_set_tables(conn, previous, merged)
     return df_id, version, merged
 
 
@@ -49,30 +58,31 @@ def _ids(conn: Connection, table: Table, df_id: int) -> dict[str, int]:
     return dict(conn.execute(select(table.c.tag, table.c.id).where(table.c.df_id == df_id)).all())
 
 
-def _save_catalogue(conn: Connection, df_id: int, spec: DataflowSpec) -> None:
+def _save_catalogue(conn: Connection, df_id: int, previous: DataflowSpec,
+                    merged: DataflowSpec) -> None:
     """Keep the original's catalogue tables (transformations, sets, attributes, dependencies)."""
-    dt_ids = _ids(conn, s.data_transformation, df_id)
-    for tag in spec.transformations:
-        if tag not in dt_ids:
-            dt_ids[tag] = conn.execute(s.data_transformation.insert().values(
-                df_id=df_id, tag=tag)).inserted_primary_key[0]
+    new_transformations = [t for t in merged.transformations
+                           if t not in previous.transformations]
+    if new_transformations:
+        conn.execute(s.data_transformation.insert(),
+                     [{"df_id": df_id, "tag": t} for t in new_transformations])
+    new_sets = [t for t in merged.sets if t not in previous.sets]
+    if new_sets:
+        conn.execute(s.data_set.insert(), [{"df_id": df_id, "tag": t} for t in new_sets])
     ds_ids = _ids(conn, s.data_set, df_id)
-    for tag, set_spec in spec.sets.items():
-        if tag not in ds_ids:
-            ds_ids[tag] = conn.execute(s.data_set.insert().values(
-                df_id=df_id, tag=tag)).inserted_primary_key[0]
-        known = set(conn.execute(select(s.attribute.c.name)
-                                 .where(s.attribute.c.ds_id == ds_ids[tag])).scalars())
-        new = [_attribute_row(ds_ids[tag], a) for a in set_spec.attributes.values()
-               if a.name not in known]
-        if new:
-            conn.execute(s.attribute.insert(), new)
-    conn.execute(s.data_dependency.delete().where(
-        s.data_dependency.c.ds_id.in_(list(ds_ids.values()))))
-    rows = [{"previous_dt_id": dt_ids.get(d.previous), "next_dt_id": dt_ids.get(d.following),
-             "ds_id": ds_ids[d.set_tag]} for d in spec.dependency_rows()]
-    if rows:
-        conn.execute(s.data_dependency.insert(), rows)
+    attributes = [_attribute_row(ds_ids[tag], a)
+                  for tag, set_spec in merged.sets.items()
+                  for a in set_spec.attributes.values()
+                  if tag not in previous.sets or a.name not in previous.sets[tag].attributes]
+    if attributes:
+        conn.execute(s.attribute.insert(), attributes)
+    if merged.dependencies != previous.dependencies:
+        dt_ids = _ids(conn, s.data_transformation, df_id)
+        conn.execute(s.data_dependency.delete().where(
+            s.data_dependency.c.ds_id.in_(list(ds_ids.values()))))
+        conn.execute(s.data_dependency.insert(), [
+            {"previous_dt_id": dt_ids.get(d.previous), "next_dt_id": dt_ids.get(d.following),
+             "ds_id": ds_ids[d.set_tag]} for d in merged.dependency_rows()])
 
 
 def _attribute_row(ds_id: int, attribute: Attribute) -> dict:
@@ -80,28 +90,28 @@ def _attribute_row(ds_id: int, attribute: Attribute) -> dict:
             "allow_nan": attribute.allow_nan}
 
 
-def _sync_set_tables(conn: Connection, spec: DataflowSpec) -> None:
-    """Create each set's table, or add the columns it lacks (a new attribute or consumer)."""
+def _grow_set_tables(conn: Connection, previous: DataflowSpec, merged: DataflowSpec) -> None:
+    """Create the tables of new sets; add to the others the columns they lack (a new
+    attribute or a new consumer's task column)."""
     dialect = conn.dialect
-    if dialect.name == "postgresql":
-        conn.execute(CreateSchema(spec.tag, if_not_exists=True))
-    inspector = inspect(conn)
-    for set_tag in spec.sets:
-        table = s.set_table(dialect.name, spec, set_tag, MetaData())
-        task_columns = [task_column(t) for t in spec.transformations_of(set_tag)]
-        if not inspector.has_table(table.name, schema=table.schema):
-            table.create(conn)
-            for column in task_columns:
-                s.task_column_index(table, column).create(conn)
+    if dialect.name == "postgresql" and not previous.sets:
+        conn.execute(CreateSchema(merged.tag, if_not_exists=True))
+    for set_tag in merged.sets:
+        table = s.set_table(dialect.name, merged, set_tag, MetaData())
+        task_columns = {task_column(t) for t in merged.transformations_of(set_tag)}
+        if set_tag not in previous.sets:
+            table.create(conn, checkfirst=True)
+            for column in sorted(task_columns):
+                s.task_column_index(table, column).create(conn, checkfirst=True)
             continue
-        present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        present = {c.name for c in s.set_columns(previous, set_tag)}
         for column in table.columns:
             if column.name in present:
                 continue
             # Core has no ADD COLUMN construct; the identifiers are checked names, quoted here.
             ddl = CreateColumn(column).compile(dialect=dialect)
             name = dialect.identifier_preparer.format_table(table)
-            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
+            guard = "IF NOT EXISTS " if dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}{ddl}")
             if column.name in task_columns:
-                s.task_column_index(table, column.name).create(conn)
-
+                s.task_column_index(table, column.name).create(conn, checkfirst=True)

@@ -7,9 +7,9 @@ rolled-back transaction never leaves them ahead of the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Dialect, Engine, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -19,6 +19,28 @@ from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema as s
 from dlprov.store.files import file_digest
 from dlprov.store.specs import read_spec, save_spec
+
+
+@dataclass(frozen=True)
+class _SetTable:
+    """A set's table and what inserting into it needs: the column positions, the driver-level
+    INSERT, and the bind processors of the columns that have one (timestamps, JSON)."""
+    table: Table
+    position: dict[str, int]
+    insert_sql: str
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    @classmethod
+    def of(cls, table: Table, dialect: Dialect) -> "_SetTable":
+        columns = [c for c in table.columns if c.name != "id"]
+        quote = dialect.identifier_preparer
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = (f"INSERT INTO {quote.format_table(table)} "
+               f"({', '.join(quote.format_column(c) for c in columns)}) "
+               f"VALUES ({', '.join([marker] * len(columns))})")
+        processors = tuple((i, p) for i, c in enumerate(columns)
+                           if (p := c.type.dialect_impl(dialect).bind_processor(dialect)))
+        return cls(table, {c.name: i for i, c in enumerate(columns)}, sql, processors)
 
 
 @dataclass(frozen=True)
@@ -81,10 +103,12 @@ class StoreWriter:
             if kind == r.ELEMENT:
                 _, task_key, set_tag, values = record
                 task = self._task(conn, task_key)
-                table, blank = self._table(conn, task.df_tag, set_tag)
-                row = dict(blank)
-                row.update(values)
-                row[task_column(task.transformation)] = task.id
+                target = self._table(conn, task.df_tag, set_tag)
+                position = target.position
+                row = [None] * len(position)
+                for name, value in values.items():
+                    row[position[name]] = value
+                row[position[task_column(task.transformation)]] = task.id
                 pending.setdefault((task.df_tag, set_tag), []).append(row)
                 continue
             # Everything else may depend on elements written before it (a USE stamps them).
@@ -93,10 +117,16 @@ class StoreWriter:
             getattr(self, "_on_" + kind)(conn, *record[1:])
         self._insert_elements(conn, pending)
 
-    def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[dict]]) -> None:
+    def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[list]]) -> None:
+        # Rows go to the driver's executemany as tuples: SQLAlchemy's per-row parameter
+        # processing costs several us a row on the writer thread, all of it holding the GIL.
         for (df_tag, set_tag), rows in pending.items():
-            table, _ = self._table(conn, df_tag, set_tag)
-            conn.execute(table.insert(), rows)
+            target = self._table(conn, df_tag, set_tag)
+            for i, process in target.processors:
+                for row in rows:
+                    if row[i] is not None:
+                        row[i] = process(row[i])
+            conn.exec_driver_sql(target.insert_sql, [tuple(row) for row in rows])
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
@@ -147,7 +177,7 @@ class StoreWriter:
         consumer, producer = self._task(conn, consumer_key), self._task(conn, producer_key)
         usage = []
         for set_tag in set_tags:
-            table, _ = self._table(conn, producer.df_tag, set_tag)
+            table = self._table(conn, producer.df_tag, set_tag).table
             mine = table.c[task_column(consumer.transformation)]
             theirs = table.c[task_column(producer.transformation)]
             # As the original: the consumer's id goes on the rows it used that no task of its
@@ -177,13 +207,12 @@ class StoreWriter:
             known = self._dataflows[df_tag] = _Dataflow(*found)
         return known
 
-    def _table(self, conn: Connection, df_tag: str, set_tag: str) -> tuple[Table, dict]:
+    def _table(self, conn: Connection, df_tag: str, set_tag: str) -> "_SetTable":
         key = (df_tag, set_tag)
         found = self._tables.get(key)
         if found is None:
             table = s.set_table(self.dialect, self._dataflow(conn, df_tag).spec, set_tag)
-            blank = {c.name: None for c in table.columns if c.name != "id"}
-            found = self._tables[key] = (table, blank)
+            found = self._tables[key] = _SetTable.of(table, conn.dialect)
         return found
 
     def _catalogue_id(self, conn: Connection, table: Table, df_tag: str, tag: str) -> int:
