@@ -182,7 +182,7 @@ def _cpu_clocks() -> tuple[float, float]:
 
 
 def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path) -> Timing:
-    """One timed training run of ``variant``, captured into the fresh SQLite file ``store``."""
+    """One timed training run of ``variant``, captured into the SQLite file ``store``."""
     gc.collect()
     if variant == BASELINE:
         cpu_began = _cpu_clocks()
@@ -190,6 +190,7 @@ def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path
         train(data, args.epochs, args.batch_size, args.seed)
         wall_s = time.perf_counter() - began
         return Timing(wall_s, 0.0, 0.0, *_cpu_since(cpu_began))
+    rows_before = _stored_rows(store)  # the store may hold earlier runs of this variant
     cpu_began = _cpu_clocks()
     began = time.perf_counter()
     with dlprov.run("bench", store=store, **_run_options(args)) as run:
@@ -202,8 +203,12 @@ def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path
         ended = time.perf_counter()
         cpu_s = _cpu_since(cpu_began)
     close_all()  # stop this store's writer thread (untimed) so that it cannot disturb the next
-    rows = _count_rows(store, "bench__otrain") + _count_rows(store, "bench__obatch")
+    rows = _stored_rows(store) - rows_before
     return Timing(ended - began, ended - flush_began, start_s, *cpu_s, rows)
+
+
+def _stored_rows(store: Path) -> int:
+    return _count_rows(store, "bench__otrain") + _count_rows(store, "bench__obatch")
 
 
 def _cpu_since(began: tuple[float, float]) -> tuple[float, float]:
@@ -227,7 +232,10 @@ def measure_training(data: Digits, args: argparse.Namespace, folder: Path
     for round_ in range(-1, args.repeats):
         shift = max(round_, 0) % len(VARIANTS)
         for variant in VARIANTS[shift:] + VARIANTS[:shift]:
-            store = folder / f"train-{round_ + 1}-{variant.replace(' ', '-')}.db"
+            # A user's store accumulates runs: by default each variant keeps one store (made in
+            # the warm-up round); --fresh-store pays schema creation inside every run instead.
+            name = f"train-{round_ + 1}-" if args.fresh_store else "train-"
+            store = folder / f"{name}{variant.replace(' ', '-')}.db"
             timing = train_once(variant, data, args, store)
             if round_ >= 0:
                 timings[variant].append(timing)
@@ -389,6 +397,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--git-probe", action="store_true",
                         help="let runs run git for the agent's e-mail and the git state (off)")
+    parser.add_argument("--fresh-store", action="store_true",
+                        help="a new store file for every run (default: one per variant, "
+                             "as a user's store accumulates runs)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run in well under 30 s (few calls, rounds and epochs)")
     args = parser.parse_args(argv)

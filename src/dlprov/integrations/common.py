@@ -62,15 +62,16 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def guarded(method: F) -> F:
     """Run a hook; log (once per hook) instead of raising if provenance fails."""
-    failed: set[str] = set()
+    failed: set[tuple[int | None, str]] = set()
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - provenance must never stop training
-            if method.__qualname__ not in failed:
-                failed.add(method.__qualname__)
+            key = (id(args[0]) if args else None, method.__qualname__)
+            if key not in failed:
+                failed.add(key)
                 log.warning("dlprov: %s failed, training goes on: %s: %s",
                             method.__qualname__, type(exc).__name__, exc)
             return None
@@ -103,6 +104,9 @@ class TrainingCapture:
         self.train_task = self.run.task(TRAIN, depends_on=self.depends_on, uses=self.uses)
         values = {attribute_name(k): v for k, v in hyperparameters.items() if v is not None}
         if values:
+            # a later train task of the run (e.g. L-BFGS after Adam) may bring new keys
+            if ITRAIN in self.run.seen_sets and self.run.book.infer_set(ITRAIN, values):
+                self.run.send_spec()
             self.train_task.input(ITRAIN, **values)
         return self.train_task
 
@@ -139,8 +143,10 @@ class TrainingCapture:
         self.test_task.output(OTEST, timestamp=datetime.now(), **values)
 
     def end_test(self, error: BaseException | str | None = None) -> None:
+        """End the test task; the next :meth:`test` starts a new one (one per evaluation)."""
         if self.test_task is not None:
             self.test_task.end(error)
+            self.test_task = None
 
     # -- end --------------------------------------------------------------------------------
     def close(self, error: BaseException | str | None = None) -> None:
