@@ -12,8 +12,16 @@ The DfAnalyzer-compatible API lives in :mod:`dlprov.dfa`.
 """
 from dlprov.capture.run import Run, run
 from dlprov.capture.task import Task
-from dlprov.errors import (DlprovError, NameRejected, NotFound, ReadOnlyViolation, SpecError,
-                           StoreUnavailable, ValueRejected)
+from dlprov.errors import (
+                           DlprovError,
+                           NameRejected,
+                           NotFound,
+                           QueryError,
+                           ReadOnlyViolation,
+                           SpecError,
+                           StoreUnavailable,
+                           ValueRejected,
+)
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
 from dlprov.query import describe, list_runs, list_tasks, sql
 
@@ -22,6 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "run", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",
     "sql", "list_runs", "list_tasks", "describe",
-    "DlprovError", "NameRejected", "NotFound", "ReadOnlyViolation", "SpecError",
+    "DlprovError", "NameRejected", "NotFound", "QueryError", "ReadOnlyViolation", "SpecError",
     "StoreUnavailable", "ValueRejected", "__version__",
 ]

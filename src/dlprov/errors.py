@@ -28,3 +28,8 @@ class ReadOnlyViolation(DlprovError):
 
 class NotFound(DlprovError, LookupError):
     """A dataflow, execution, task or model that was asked for does not exist."""
+
+
+class QueryError(DlprovError, ValueError):
+    """A provenance question cannot be asked as given: a parameter is missing, a model name is
+    ambiguous, or the dataflow lacks a set the question relies on."""

@@ -89,7 +89,7 @@ def test_unknown_run_and_store_errors(runner, filled, tmp_path):
     assert result.exit_code == 1 and "no store" in result.output
 
 
-@pytest.mark.parametrize("command", ["runs", "tasks", "sql", "schema", "demo"])
+@pytest.mark.parametrize("command", ["runs", "tasks", "sql", "schema", "demo", "query"])
 def test_every_command_has_help(runner, command):
     result = runner.invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output

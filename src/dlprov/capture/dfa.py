@@ -23,8 +23,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from dlprov.capture.dfa_spec import (DataSet, Dataflow, Dependency, TaskStatus, _task_id,
-                                     saved_dataflows)
+from dlprov.capture.dfa_spec import (
+    Dataflow,
+    DataSet,
+    Dependency,
+    TaskStatus,
+    _task_id,
+    saved_dataflows,
+)
 from dlprov.capture.run import Run
 from dlprov.capture.specbook import specbook_for
 from dlprov.capture.task import RUNNING

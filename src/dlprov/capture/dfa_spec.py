@@ -19,6 +19,7 @@ from dlprov.model.names import check_name
 from dlprov.model.spec import AttributeType
 from dlprov.store.store import Store
 
+
 class SetType(str, enum.Enum):
     """Whether a transformation consumes (INPUT) or produces (OUTPUT) a set."""
 

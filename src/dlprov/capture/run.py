@@ -19,7 +19,6 @@ from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
 from dlprov.recorder.recorder import recorder_for
 from dlprov.store.store import Store
 
-
 CAPTURE_ENVIRONMENT_ENV = "DLPROV_CAPTURE_ENVIRONMENT"
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import traceback
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from dlprov.errors import SpecError, ValueRejected
 from dlprov.capture.models import framework_of, layer_count, parameter_count
+from dlprov.errors import SpecError, ValueRejected
 from dlprov.model import records as r
 from dlprov.model.names import check_name
 from dlprov.model.values import Converter
@@ -135,7 +136,7 @@ class Task:
         path = os.path.abspath(os.fspath(path))
         name = name or os.path.splitext(os.path.basename(path))[0]
         model_id = self.run.new_key()
-        self.output(set_tag, model_name=name, model_dir=path, model_id=model_id)
+        self.output(set_tag, model_name=name, model_dir=Path(path), model_id=model_id)
         self._put((r.MODEL, self.key, {
             "model_id": model_id, "name": name, "path": path,
             "framework": framework or framework_of(model),

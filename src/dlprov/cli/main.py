@@ -6,14 +6,11 @@ import sys
 import click
 
 from dlprov import __version__
-from dlprov.cli.output import FORMATS, render, render_records
+from dlprov.cli.options import dataflow_option, format_option
+from dlprov.cli.output import render, render_records
+from dlprov.cli.query import query
 from dlprov.errors import DlprovError
 from dlprov.store.store import Store
-
-format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-                             show_default=True, help="Output format.")
-dataflow_option = click.option("--dataflow", "-d", "df_tag", metavar="TAG",
-                               help="Dataflow (df_tag); default: the only or most recent one.")
 
 
 class _Group(click.Group):
@@ -106,6 +103,9 @@ def demo(ctx: click.Context, candidates: int, epochs: int, output_dir: str,
     from dlprov.demo.workflow import run_demo
     run_demo(store=_store(ctx), candidates=candidates, epochs=epochs, output_dir=output_dir,
              progress=not no_progress, echo=click.echo)
+
+
+cli.add_command(query)
 
 
 def main() -> None:

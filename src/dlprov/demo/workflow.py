@@ -116,8 +116,8 @@ def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir
             model_path = workdir / "model.pt"
             import torch
             torch.save(model.state_dict(), model_path)
-            train_task.output("otrainedmodel", model_name=candidate.name, model_dir=model_path,
-                              n_parameters=sum(p.numel() for p in model.parameters()))
+            # an otrainedmodel element and a trained_model entity (size, sha256, parameters)
+            train_task.model(model_path, model, name=candidate.name)
 
         with run.task("test", depends_on=[split_task, train_task],
                       uses=["otestset", "otrainedmodel"]) as test_task:
@@ -129,7 +129,8 @@ def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir
 def run_demo(*, store: Store | None = None, candidates: int = 4, epochs: int = 8,
              output_dir: str | Path = "demo-output", progress: bool = True,
              echo: Callable[[str], None] = print) -> None:
-    """Train ``candidates`` models, capture everything, print the runs and Listing 4's answer."""
+    """Train ``candidates`` models, capture everything, print the runs, Listing 4's answer and
+    the answers to the paper's Q1–Q12."""
     import torch
     from tqdm import tqdm
 
@@ -153,3 +154,33 @@ def run_demo(*, store: Store | None = None, candidates: int = 4, epochs: int = 8
     echo("\nListing 4 (hyperparameters of the model with the highest average training accuracy):")
     result = sql(LISTING_4, store=store, dataflow=DATAFLOW)
     echo(render(result.columns, result.rows))
+    answer_questions(store, chosen, echo)
+
+
+def answer_questions(store: Store, chosen: list[Candidate],
+                     echo: Callable[[str], None] = print) -> None:
+    """Print the answers to the paper's Q1–Q12; Q7–Q12 are about the model Q4 selects."""
+    from dlprov.cli.output import render
+    from dlprov.query.questions import QUESTIONS, ask
+
+    def show(question: str, about: str = "", **params) -> list[dict]:
+        result = ask(question, store=store, dataflow=DATAFLOW, **params)
+        echo(f"\n{question.upper()} {QUESTIONS[question].title}{about}")
+        if len(result.rows) == 1 and len(result.columns) > 6:  # one wide answer: one per line
+            echo(render(["field", "value"], list(zip(result.columns, result.rows[0]))))
+        else:
+            echo(render(result.columns, result.rows))
+        return result.records()
+
+    learning_rate = chosen[0].learning_rate
+    show("q1", f" (learning rate {learning_rate:g})", learning_rate=learning_rate)
+    show("q2", " (every training)")
+    show("q3")
+    best = show("q4")
+    show("q5")
+    show("q6", " (training set train.npz)", training_set="train.npz")
+    if not best or best[0]["model_id"] is None:
+        return
+    model, name = best[0]["model_id"], best[0]["model_name"]
+    for question in ("q7", "q8", "q9", "q10", "q11", "q12"):
+        show(question, f" (model {name}, {model}, the one Q4 selects)", model=model)

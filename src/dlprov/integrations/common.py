@@ -14,14 +14,14 @@ import re
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from dlprov.capture.run import Run, run as start_run
+from dlprov.capture.run import Run
+from dlprov.capture.run import run as start_run
 from dlprov.capture.task import Task
+from dlprov.model.names import ITRAIN, OTEST, OTRAIN, OTRAINEDMODEL, TEST, TRAIN
 from dlprov.model.spec import Attribute, AttributeType
 
 log = logging.getLogger("dlprov.integrations")
 
-ITRAIN, OTRAIN, OTRAINEDMODEL, OTEST = "itrain", "otrain", "otrainedmodel", "otest"
-TRAIN, TEST = "train", "test"
 
 # The hyperparameters of the paper's Listing 2, by their Keras-Prov keys.
 OPTIMIZER_NAME, LEARNING_RATE, DECAY, MOMENTUM = ("OPTIMIZER_NAME", "LEARNING_RATE", "DECAY",

@@ -40,6 +40,11 @@ def check_name(kind: str, name: object) -> str:
     return lowered
 
 
+# The DL dataflow's names in the DLProv paper: queries and integrations rely on them.
+ITRAIN, OTRAIN, OTRAINEDMODEL, OTEST = "itrain", "otrain", "otrainedmodel", "otest"
+TRAIN, TEST = "train", "test"
+
+
 def task_column(transformation: str) -> str:
     """The set-table column that holds the id of a task of ``transformation``."""
     return f"{transformation}_task_id"

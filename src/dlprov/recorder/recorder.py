@@ -15,7 +15,12 @@ import time
 from queue import Empty, SimpleQueue
 from typing import Callable
 
-from sqlalchemy.exc import DataError, IntegrityError, MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    MultipleResultsFound,
+    NoResultFound,
+)
 
 from dlprov.errors import DlprovError, StoreUnavailable
 from dlprov.recorder.spool import Spool, spool_path_for

@@ -8,8 +8,22 @@ the prefix ``<df_tag>__``; ``dlprov sql --dataflow`` makes the bare set names re
 """
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Double, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from dlprov.model.names import task_column
 from dlprov.model.spec import AttributeType, DataflowSpec
@@ -132,7 +146,8 @@ task = Table(
 task_dependency = Table(
     "task_dependency", metadata,
     Column("task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
-    Column("depends_on_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("depends_on_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
 )
 
 # Which task used the elements of a set that another task produced. The set tables' consumer
@@ -141,7 +156,7 @@ task_usage = Table(
     "task_usage", metadata,
     Column("task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
     Column("producer_task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"),
-           primary_key=True),
+           primary_key=True, index=True),
     Column("ds_id", Integer, ForeignKey("data_set.id", ondelete="CASCADE"), primary_key=True),
 )
 

@@ -1,0 +1,78 @@
+"""``dlprov query q1 … q12``: the provenance questions of the DLProv paper's Table 2.
+
+Each command is the twin of :func:`dlprov.query.prepare` / :func:`dlprov.query.ask`.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import click
+
+from dlprov.cli.options import dataflow_option, format_option
+from dlprov.cli.output import render
+from dlprov.query.questions import QUESTIONS
+from dlprov.store.store import Store
+
+_sql_option = click.option("--sql", "show_sql", is_flag=True,
+                           help="Print the SQL and its parameters instead of running it.")
+_model_option = click.option("--model", "-m", metavar="MODEL", required=True,
+                             help="The model: its id, its name or the path of its file.")
+_learning_rate_option = click.option("--learning-rate", type=float, metavar="RATE",
+                                     help="Only trainings with this learning rate.")
+
+
+class _InOrder(click.Group):
+    """Lists Q1 … Q12 in the paper's order, not alphabetically (q1, q10, q11, …)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_InOrder)
+def query() -> None:
+    """Answer the provenance questions of the DLProv paper (Table 2, Q1–Q12).
+
+    A dataflow following the paper's conventions is assumed: sets itrain, otrain,
+    otrainedmodel, otest of transformations train and test. A MODEL is a model id, a model
+    name or the path of the model's file.
+    """
+
+
+def _question(question_id: str, *options: Callable) -> None:
+    """Register ``dlprov query <question_id>`` with ``options`` and the shared ones."""
+    question = QUESTIONS[question_id]
+
+    @click.pass_context
+    def command(ctx: click.Context, df_tag: str | None, fmt: str, show_sql: bool,
+                **params: Any) -> None:
+        from dlprov.query.questions import prepare
+        statement = prepare(question_id, store=Store(ctx.obj), dataflow=df_tag, **params)
+        if show_sql:
+            click.echo(str(statement))
+            return
+        result = statement.run()
+        click.echo(render(result.columns, result.rows, fmt))
+
+    details = inspect.cleandoc(question.build.__doc__ or "")
+    for option in reversed((*options, dataflow_option, format_option, _sql_option)):
+        command = option(command)
+    query.command(question_id, help=f"{question.title}\n\n{details}",
+                  short_help=question.title)(command)
+
+
+_question("q1", click.option("--learning-rate", type=float, metavar="RATE", required=True,
+                             help="The learning rate, e.g. 0.001."))
+_question("q2", _learning_rate_option,
+          click.option("--batch-size", type=int, metavar="N",
+                       help="Only trainings with this batch size."),
+          click.option("--model", "-m", metavar="MODEL",
+                       help="Only the training of this model (id, name or file path)."))
+_question("q3")
+_question("q4")
+_question("q5")
+_question("q6", click.option("--training-set", metavar="NAME", required=True,
+                             help="A file path (or its last part) or dataset name of the data "
+                                  "the models were trained on."))
+for _id in ("q7", "q8", "q9", "q10", "q11", "q12"):
+    _question(_id, _model_option)

@@ -1,0 +1,158 @@
+"""Questions that follow the derivation trace (Q5, Q6, Q10–Q12), at any depth.
+
+They walk ``task_dependency`` and ``task_usage`` upstream with a recursive common table
+expression (:func:`dlprov.query.relations.lineage_cte`), so a chain of preprocessing steps of any
+length is followed. The hyperparameters (``itrain``) are not counted as data.
+"""
+from __future__ import annotations
+
+from dlprov.model.names import ITRAIN, OTEST, TRAIN
+from dlprov.query.building import Built, Context, ctes, need
+from dlprov.query.models import models_cte, resolve_model
+from dlprov.query.relations import (
+    EVALUATIONS,
+    best_trainings,
+    edges_cte,
+    lineage_cte,
+    produced_cte,
+    tested_columns,
+    tested_cte,
+    used_cte,
+    values_cte,
+)
+
+# The longest path from the seeds, per task: its place in the trace (raw inputs deepest).
+_STEPS = """_steps(root_id, task_id, depth) AS (
+  SELECT root_id, task_id, MAX(depth) FROM _lineage GROUP BY root_id, task_id
+)"""
+
+_NOT_HYPERPARAMETERS = f"u.set_tag <> '{ITRAIN}'"
+
+
+# The model's training task (depth 0) and the test tasks that evaluated it (depth -1).
+_MODEL_SEEDS = """SELECT CAST(:train_task_id AS INTEGER), CAST(:train_task_id AS INTEGER), 0
+  UNION
+  SELECT train_task_id, test_task_id, -1 FROM _evaluations WHERE train_task_id = :train_task_id"""
+
+
+def q5(ctx: Context) -> Built:
+    """The data that contributed to the run with the highest test accuracy: every element used
+    by its training task, its test task and every task upstream of them."""
+    ctx.require("q5", OTEST, "accuracy")
+    best = f"""_best AS (
+  SELECT DISTINCT train_task_id, test_task_id FROM _tested
+  WHERE test_accuracy = (SELECT MAX(test_accuracy) FROM _tested
+                         WHERE {ctx.finite("test_accuracy")})
+)"""
+    seeds = """SELECT train_task_id, train_task_id, 0 FROM _best
+  UNION
+  SELECT train_task_id, test_task_id, -1 FROM _best"""
+    return Built(ctes(edges_cte(), EVALUATIONS, tested_cte(ctx, "q5"), best, lineage_cte(seeds),
+                      _STEPS, produced_cte(ctx), used_cte(ctx)) + f"""
+SELECT s.root_id AS train_task_id, t.df_exec AS exec_tag, s.depth, t.id AS task_id,
+       dt.tag AS transformation, u.set_tag, u.element_id, u.files, u.data
+FROM _steps s
+JOIN task t ON t.id = s.task_id
+JOIN data_transformation dt ON dt.id = t.dt_id
+JOIN _used u ON u.task_id = s.task_id
+WHERE {_NOT_HYPERPARAMETERS}
+ORDER BY s.root_id, s.depth DESC, t.start_time, t.id, u.set_tag, u.element_id""")
+
+
+def _suffix_pattern(name: str) -> str:
+    """A LIKE pattern for paths ending in ``/name`` (with ``\\`` escaping LIKE's wildcards)."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%/" + escaped
+
+
+def q6(ctx: Context, *, training_set: str | None = None) -> Built:
+    """Hyperparameters and test measures of the model with the least test loss among those
+    trained on ``training_set``: a file or text value (a path, or the last part of one; a
+    dataset name) of the data their training used, directly or upstream."""
+    need("q6", "training_set", training_set, "train.npz")
+    ctx.require("q6", OTEST, "loss")
+    training = ctes(edges_cte(), lineage_cte(f"""SELECT t.id, t.id, 0
+  FROM task t
+  JOIN data_transformation dt ON dt.id = t.dt_id
+  JOIN dataflow df ON df.id = dt.df_id
+  WHERE dt.tag = '{TRAIN}' AND df.tag = :dataflow"""),
+        produced_cte(ctx), used_cte(ctx), values_cte(ctx), f"""_matched AS (
+  SELECT DISTINCT l.root_id AS train_task_id
+  FROM _lineage l
+  JOIN _used u ON u.task_id = l.task_id
+  JOIN _values v ON v.set_tag = u.set_tag AND v.element_id = u.element_id
+  WHERE {_NOT_HYPERPARAMETERS}
+    AND (v.value = :training_set OR v.value LIKE :training_set_suffix ESCAPE '\\')
+)""", EVALUATIONS, tested_cte(ctx, "q6"), """_candidates AS (
+  SELECT s.* FROM _tested s JOIN _matched mt ON mt.train_task_id = s.train_task_id
+)""", models_cte(ctx))
+    return Built(training + best_trainings(ctx, "_candidates", "test_loss", "MIN",
+                                           tested_columns(ctx)),
+                 {"training_set": training_set,
+                  "training_set_suffix": _suffix_pattern(training_set)})
+
+
+def q10(ctx: Context, *, model: str | None = None) -> Built:
+    """The process that led to the model: its training task, the test tasks that evaluated it
+    and every task upstream of them, with status, times and the sets each used and produced
+    (and how many elements)."""
+    found = resolve_model(ctx, need("q10", "model", model, "MODEL"))
+    data = """_data(task_id, role, set_tag, elements) AS (
+  SELECT task_id, 'used', set_tag, COUNT(*) FROM _used
+  WHERE task_id IN (SELECT task_id FROM _steps) GROUP BY task_id, set_tag
+  UNION ALL
+  SELECT task_id, 'produced', set_tag, COUNT(*) FROM _produced
+  WHERE task_id IN (SELECT task_id FROM _steps) GROUP BY task_id, set_tag
+)"""
+    return Built(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS), _STEPS,
+                      produced_cte(ctx), used_cte(ctx), data) + """
+SELECT s.depth, t.id AS task_id, dt.tag AS transformation, t.status, t.start_time,
+       t.end_time, t.df_exec AS exec_tag, d.role, d.set_tag, d.elements
+FROM _steps s
+JOIN task t ON t.id = s.task_id
+JOIN data_transformation dt ON dt.id = t.dt_id
+LEFT JOIN _data d ON d.task_id = s.task_id
+ORDER BY s.depth DESC, t.start_time, t.id, CASE d.role WHEN 'used' THEN 0 ELSE 1 END,
+         d.set_tag""", {"train_task_id": found.train_task_id}, [found.describe()])
+
+
+def q11(ctx: Context, *, model: str | None = None) -> Built:
+    """The data the model was trained on: the elements of every set its training task used
+    (but the hyperparameters), with the task that produced them and their files."""
+    found = resolve_model(ctx, need("q11", "model", model, "MODEL"))
+    return Built(ctes(produced_cte(ctx), used_cte(ctx)) + f"""
+SELECT u.set_tag, u.element_id, pt.tag AS produced_by, u.producer_task_id, u.files, u.data
+FROM _used u
+LEFT JOIN task p ON p.id = u.producer_task_id
+LEFT JOIN data_transformation pt ON pt.id = p.dt_id
+WHERE u.task_id = :train_task_id AND {_NOT_HYPERPARAMETERS}
+ORDER BY u.set_tag, u.element_id""", {"train_task_id": found.train_task_id},
+                 [found.describe()])
+
+
+def q12(ctx: Context, *, model: str | None = None) -> Built:
+    """The transformations applied to the data the model was trained on, in order from the raw
+    input to the training: each step's task, the elements it used (its parameters and the data
+    before it) and produced, following data derivation (task_usage) at any depth."""
+    found = resolve_model(ctx, need("q12", "model", model, "MODEL"))
+    seed = "SELECT CAST(:train_task_id AS INTEGER), CAST(:train_task_id AS INTEGER), 0"
+    data = """_data(task_id, role, set_tag, element_id, files, data) AS (
+  -- of the training itself, only the data it was given (not its hyperparameters or outputs)
+  SELECT task_id, 'used', set_tag, element_id, files, data FROM _used
+  WHERE task_id IN (SELECT task_id FROM _steps)
+    AND (task_id <> :train_task_id OR producer_task_id IS NOT NULL)
+  UNION ALL
+  SELECT task_id, 'produced', set_tag, element_id, files, data FROM _produced
+  WHERE task_id IN (SELECT task_id FROM _steps) AND task_id <> :train_task_id
+)"""
+    return Built(ctes(edges_cte(data_only=True), lineage_cte(seed), _STEPS, produced_cte(ctx),
+                      used_cte(ctx), data) + """
+SELECT DENSE_RANK() OVER (ORDER BY s.depth DESC) AS step, t.id AS task_id,
+       dt.tag AS transformation, d.role, d.set_tag, d.element_id, d.files, d.data
+FROM _steps s
+JOIN task t ON t.id = s.task_id
+JOIN data_transformation dt ON dt.id = t.dt_id
+JOIN _data d ON d.task_id = s.task_id
+ORDER BY s.depth DESC, t.start_time, t.id, CASE d.role WHEN 'used' THEN 0 ELSE 1 END,
+         d.set_tag, d.element_id""", {"train_task_id": found.train_task_id},
+                 [found.describe()])

@@ -1,0 +1,106 @@
+"""Trained models as the questions see them, and finding the one a user names.
+
+A model is a ``trained_model`` row (recorded by ``task.model()``), or, for a training task that
+recorded none (stores filled through the ``dfa`` API), an element of ``otrainedmodel`` with its
+``model_name`` and ``model_dir``. Either way it belongs to the training task that made it, and
+the questions about a model are questions about that task.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from dlprov.errors import NotFound, QueryError
+from dlprov.model.names import OTRAINEDMODEL, TRAIN
+from dlprov.query.building import Context, ctes
+from dlprov.query.sql import sql
+from dlprov.store.store import Store
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model found by :func:`resolve_model`."""
+
+    train_task_id: int
+    model_id: str | None
+    name: str | None
+    path: str | None
+    exec_tag: str
+
+    def describe(self) -> str:
+        label = repr(self.name) if self.name else f"id {self.model_id}"
+        return f"model {label} of {self.exec_tag}, trained by task {self.train_task_id}"
+
+
+def models_cte(ctx: Context) -> str:
+    """``_models(model_id, model_name, model_path, train_task_id, exec_tag, workspace)``: the
+    dataflow's trained models (bind parameter ``:dataflow``); ``workspace`` is the training
+    task's, against which a relative ``model_path`` was written."""
+    parts = ["""
+  SELECT tm.model_id, tm.name AS model_name, tm.path AS model_path,
+         tm.task_id AS train_task_id, t.df_exec AS exec_tag, t.workspace
+  FROM trained_model tm
+  JOIN task t ON t.id = tm.task_id
+  JOIN data_transformation dt ON dt.id = t.dt_id
+  JOIN dataflow df ON df.id = dt.df_id
+  WHERE df.tag = :dataflow"""]
+    if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
+        model_id, name, path = (f"om.{ctx.q(a)}" if ctx.has(OTRAINEDMODEL, a)
+                                else "CAST(NULL AS TEXT)"
+                                for a in ("model_id", "model_name", "model_dir"))
+        train = ctx.task_col(TRAIN)
+        parts.append(f"""
+  -- training tasks that recorded no trained_model row: their otrainedmodel elements
+  SELECT {model_id}, {name}, {path}, om.{train}, t.df_exec, t.workspace
+  FROM {ctx.q(OTRAINEDMODEL)} om
+  JOIN task t ON t.id = om.{train}
+  WHERE NOT EXISTS (SELECT 1 FROM trained_model tm WHERE tm.task_id = om.{train})""")
+    return "_models AS (" + "\n  UNION ALL".join(parts) + "\n)"
+
+
+# How a given text matched a model, best first: its id, its file, then its name. A relative
+# path is compared as given and as the file it named in the training task's workspace.
+_MATCH = """
+SELECT CASE WHEN model_id = :model THEN 1
+            WHEN model_path IN (:model, :model_abspath)
+              OR workspace || '/' || model_path = :model_abspath THEN 2
+            ELSE 3 END AS matched_by,
+       model_id, model_name, model_path, train_task_id, exec_tag
+FROM _models
+WHERE model_id = :model OR model_name = :model OR model_path IN (:model, :model_abspath)
+   OR workspace || '/' || model_path = :model_abspath
+ORDER BY matched_by, train_task_id DESC, model_id"""
+
+
+def resolve_model(ctx: Context, model: str) -> ModelRef:
+    """The model that ``model`` names in the context's dataflow: a model id, a model name, or
+    the path of its file. Raises :class:`NotFound` if none matches, and :class:`QueryError` if
+    the name is given to models of more than one training task."""
+    model = str(model)
+    params = {"dataflow": ctx.spec.tag, "model": model, "model_abspath": os.path.abspath(model)}
+    rows = sql(ctes(models_cte(ctx)) + _MATCH, store=ctx.store, dataflow=ctx.spec.tag,
+               params=params).rows
+    if not rows:
+        known = sql(ctes(models_cte(ctx)) + "SELECT model_name, model_id FROM _models "
+                    "ORDER BY train_task_id", store=ctx.store, dataflow=ctx.spec.tag,
+                    params={"dataflow": ctx.spec.tag}).rows
+        listed = ", ".join(sorted({str(name or model_id) for name, model_id in known})[:12])
+        raise NotFound(f"no model {model!r} in dataflow {ctx.spec.tag!r}: give a model id, name "
+                       f"or file path" + (f"; its models: {listed}" if listed else
+                                          "; it has no trained model recorded"))
+    best = [r for r in rows if r[0] == rows[0][0]]
+    found = [ModelRef(train_task_id=r[4], model_id=r[1], name=r[2], path=r[3], exec_tag=r[5])
+             for r in best]
+    if len({m.train_task_id for m in found}) > 1:
+        listed = "; ".join(f"{m.model_id or m.name} ({m.exec_tag}, {m.path})" for m in found)
+        instead = ("one of these model ids" if all(m.model_id for m in found)
+                   else "a model id or a file path that names one model")
+        raise QueryError(f"model {model!r} is ambiguous in dataflow {ctx.spec.tag!r}: it names "
+                         f"{len(found)} models: {listed}. Give {instead} instead")
+    return found[0]
+
+
+def find_model(model: str, *, store: Store | str | None = None,
+               dataflow: str | None = None) -> ModelRef:
+    """The model that ``model`` (an id, a name or a file path) names: see :func:`resolve_model`."""
+    return resolve_model(Context.open(store, dataflow), model)

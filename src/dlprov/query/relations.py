@@ -1,0 +1,169 @@
+"""The relations several questions share, as common table expressions over a dataflow's spec.
+
+Names start with an underscore: set tags start with a letter, so no set is ever shadowed.
+
+- ``_edges(task_id, upstream_id)``: a task and one it depended on or used data of.
+- ``_lineage(root_id, task_id, depth)``: every task upstream of the seeds, at any depth (the
+  longest path is the ``MAX(depth)`` of a task's rows).
+- ``_evaluations(test_task_id, train_task_id)``: a test task and the training task it evaluated.
+- ``_tested(train_task_id, test_task_id, test_<attribute>...)``: the measures of ``otest``.
+- ``_produced(set_tag, element_id, task_id, files, data)``: each element and the task making it.
+- ``_used(task_id, set_tag, element_id, producer_task_id, files, data)``: each element a task
+  used: through ``task_usage`` (every consumer, not only the first one the set table keeps),
+  or recorded as its own input (``producer_task_id`` NULL).
+- ``_values(set_tag, element_id, value)``: the text and file values of elements.
+
+``files`` is the element's file attributes, ``data`` all its attributes as ``name=value, ...``.
+
+:func:`best_trainings` is the final SELECT that Q3, Q4 and Q6 share.
+"""
+from __future__ import annotations
+
+from dlprov.model.names import ITRAIN, OTEST, TEST, TRAIN
+from dlprov.model.spec import AttributeType
+from dlprov.query.building import Context
+
+_NO_ELEMENTS = ("SELECT CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), "
+                "CAST(NULL AS TEXT), CAST(NULL AS TEXT) WHERE 1 = 0")
+
+
+def edges_cte(data_only: bool = False) -> str:
+    """``_edges``; with ``data_only``, data derivation alone (task_usage), not task order."""
+    usage = "SELECT task_id, producer_task_id FROM task_usage"
+    if data_only:
+        return f"_edges(task_id, upstream_id) AS (\n  {usage}\n)"
+    return ("_edges(task_id, upstream_id) AS (\n"
+            "  SELECT task_id, depends_on_id FROM task_dependency\n"
+            f"  UNION\n  {usage}\n)")
+
+
+def lineage_cte(seeds: str) -> str:
+    """``_seeds`` (``seeds`` selects root_id, task_id, depth) and ``_lineage`` walking up
+    ``_edges`` from them."""
+    return f"""_seeds(root_id, task_id, depth) AS (
+  {seeds.strip()}
+),
+_lineage(root_id, task_id, depth) AS (
+  SELECT root_id, task_id, depth FROM _seeds
+  UNION
+  SELECT l.root_id, e.upstream_id, l.depth + 1
+  FROM _lineage l
+  JOIN _edges e ON e.task_id = l.task_id
+  -- no path in a DAG of tasks is longer than the store's tasks: this only stops a cycle
+  WHERE l.depth < (SELECT COUNT(*) FROM task)
+)"""
+
+
+EVALUATIONS = f"""_evaluations(test_task_id, train_task_id) AS (
+  SELECT DISTINCT e.task_id, e.upstream_id
+  FROM _edges e
+  JOIN task c ON c.id = e.task_id
+  JOIN data_transformation ct ON ct.id = c.dt_id
+  JOIN task p ON p.id = e.upstream_id
+  JOIN data_transformation pt ON pt.id = p.dt_id
+  WHERE ct.tag = '{TEST}' AND pt.tag = '{TRAIN}'
+)"""
+
+
+def tested_cte(ctx: Context, question: str) -> str:
+    """``_tested``: the otest measures of every evaluated training task (needs _evaluations)."""
+    ctx.require(question, OTEST, transformation=TEST)
+    measures = ", ".join(ctx.select_attributes("ot", OTEST, prefix="test_"))
+    return f"""_tested AS (
+  SELECT ev.train_task_id, ot.{ctx.task_col(TEST)} AS test_task_id, {measures}
+  FROM {ctx.q(OTEST)} ot
+  JOIN _evaluations ev ON ev.test_task_id = ot.{ctx.task_col(TEST)}
+)"""
+
+
+def _files(ctx: Context, set_tag: str) -> str:
+    names = ctx.attributes(set_tag, AttributeType.FILE)
+    if not names:
+        return "CAST(NULL AS TEXT)"
+    if len(names) == 1:
+        return f"CAST(x.{ctx.q(names[0])} AS TEXT)"
+    return " || ' ' || ".join(f"COALESCE(CAST(x.{ctx.q(n)} AS TEXT), '')" for n in names)
+
+
+def _data(ctx: Context, set_tag: str) -> str:
+    parts = [f"'{', ' if i else ''}{name}=' || COALESCE(CAST(x.{ctx.q(name)} AS TEXT), 'null')"
+             for i, name in enumerate(ctx.attributes(set_tag))]
+    return " || ".join(parts) or "''"
+
+
+def produced_cte(ctx: Context) -> str:
+    """``_produced``: one branch per set and transformation producing it."""
+    branches = []
+    for set_tag in ctx.spec.sets:
+        for producer in ctx.spec.producers(set_tag):
+            column = f"x.{ctx.task_col(producer)}"
+            branches.append(
+                f"SELECT {ctx.literal(set_tag)}, x.id, {column}, {_files(ctx, set_tag)},\n"
+                f"         {_data(ctx, set_tag)}\n"
+                f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL")
+    body = "\n  UNION ALL\n  ".join(branches) or _NO_ELEMENTS
+    return f"_produced(set_tag, element_id, task_id, files, data) AS (\n  {body}\n)"
+
+
+def used_cte(ctx: Context) -> str:
+    """``_used`` (needs ``_produced``)."""
+    branches = ["""SELECT tu.task_id, p.set_tag, p.element_id, p.task_id, p.files, p.data
+  FROM task_usage tu
+  JOIN data_set ds ON ds.id = tu.ds_id
+  JOIN _produced p ON p.task_id = tu.producer_task_id AND p.set_tag = ds.tag"""]
+    for set_tag in ctx.spec.sets:
+        producers = ctx.spec.producers(set_tag)
+        consumers = sorted({d.following for d in ctx.spec.dependencies
+                            if d.set_tag == set_tag and d.previous is None and d.following})
+        for consumer in consumers:
+            column = f"x.{ctx.task_col(consumer)}"
+            unproduced = "".join(f" AND x.{ctx.task_col(p)} IS NULL" for p in producers)
+            branches.append(
+                f"SELECT {column}, {ctx.literal(set_tag)}, x.id, CAST(NULL AS INTEGER), "
+                f"{_files(ctx, set_tag)},\n         {_data(ctx, set_tag)}\n"
+                f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL{unproduced}")
+    body = "\n  UNION ALL\n  ".join(branches)
+    return (f"_used(task_id, set_tag, element_id, producer_task_id, files, data) AS (\n"
+            f"  {body}\n)")
+
+
+def values_cte(ctx: Context) -> str:
+    """``_values``: text and file values of every set but the hyperparameters (itrain)."""
+    branches = [f"SELECT {ctx.literal(set_tag)}, x.id, CAST(x.{ctx.q(name)} AS TEXT) "
+                f"FROM {ctx.q(set_tag)} x WHERE x.{ctx.q(name)} IS NOT NULL"
+                for set_tag in ctx.spec.sets if set_tag != ITRAIN
+                for name in ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)]
+    body = "\n  UNION ALL\n  ".join(branches) or (
+        "SELECT CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS TEXT) WHERE 1 = 0")
+    return f"_values(set_tag, element_id, value) AS (\n  {body}\n)"
+
+
+def hyperparameters(ctx: Context, training: str) -> tuple[str, str]:
+    """(``, i.attribute ...`` columns, ``LEFT JOIN itrain i``) for the training task id in the
+    SQL expression ``training``; both empty where the dataflow has no itrain of train."""
+    if not (ctx.has(ITRAIN) and TRAIN in ctx.spec.transformations_of(ITRAIN)):
+        return "", ""
+    columns = "".join(f", {c}" for c in ctx.select_attributes("i", ITRAIN))
+    return columns, f"LEFT JOIN {ctx.q(ITRAIN)} i ON i.{ctx.task_col(TRAIN)} = {training}"
+
+
+def tested_columns(ctx: Context) -> list[str]:
+    """The columns of ``_tested`` after ``train_task_id``."""
+    return ["test_task_id", *(ctx.q("test_" + a) for a in ctx.attributes(OTEST))]
+
+
+def best_trainings(ctx: Context, source: str, measure: str, best: str,
+                   columns: list[str]) -> str:
+    """The trainings of the common table ``source`` (which has ``train_task_id``) whose
+    ``measure`` is the ``best`` ("MAX" or "MIN") of its numbers, ties included, with their
+    models (needs ``_models``), hyperparameters and the ``columns`` of ``source``."""
+    hyper, join = hyperparameters(ctx, "s.train_task_id")
+    listed = "".join(f", s.{c}" for c in columns)
+    return f"""
+SELECT m.model_id, m.model_name, s.train_task_id, t.df_exec AS exec_tag{hyper}{listed}
+FROM {source} s
+JOIN task t ON t.id = s.train_task_id
+{join}
+LEFT JOIN _models m ON m.train_task_id = s.train_task_id
+WHERE s.{measure} = (SELECT {best}({measure}) FROM {source} WHERE {ctx.finite(measure)})
+ORDER BY s.train_task_id, m.model_name"""
