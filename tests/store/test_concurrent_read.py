@@ -20,7 +20,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from dlprov.errors import StoreUnavailable
-
 from dlprov.store.store import Store
 
 STEPS = 400
