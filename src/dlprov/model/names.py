@@ -37,6 +37,9 @@ def check_name(kind: str, name: object) -> str:
         raise NameRejected(f"{kind} name {name!r} must not contain a double underscore")
     if lowered in RESERVED:
         raise NameRejected(f"{kind} name {name!r} is reserved by the store; choose another")
+    if kind == "attribute" and (lowered == "id" or lowered.endswith("_task_id")):
+        raise NameRejected(f"attribute name {name!r} would collide with a set table's own "
+                           f"columns (id, <transformation>_task_id); choose another")
     return lowered
 
 
