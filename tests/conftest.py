@@ -1,10 +1,36 @@
 """Shared fixtures: every test gets its own real SQLite store file."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+PG_URL = os.environ.get("DLPROV_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def postgresql_home(prefix: str = "t") -> Iterator[tuple[str, str]]:
+    """(store URL, schema) on the real PostgreSQL server: the core tables go to a fresh schema,
+    a dataflow tagged ``<schema>_df`` to its own; both are dropped afterwards. Skips the test,
+    with the reason, only where no server answers."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {PG_URL}: {exc}")
+    home = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE SCHEMA "{home}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{home}", home
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{home}_df" CASCADE')
+        admin.execute(f'DROP SCHEMA "{home}" CASCADE')
+        admin.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from sqlalchemy import create_engine, text
 import dlprov
 import dlprov.query as q
 from dlprov.errors import NotFound, QueryError
+from tests.conftest import postgresql_home
 
-PG_URL = os.environ.get("DLPROV_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @dataclass(frozen=True)
@@ -191,20 +190,8 @@ def experiment(request, tmp_path_factory):
         path = root / "dlprov.db"
         yield _fill(str(path), "exp", root, f"sqlite:///{path}")
         return
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {PG_URL}: {exc}")
-    home = f"q_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE SCHEMA "{home}"')
-    url = f"{PG_URL}?options=-csearch_path%3D{home}"
-    try:
+    with postgresql_home("q") as (url, home):
         yield _fill(url, f"{home}_df", root, url.replace("postgresql://", "postgresql+psycopg://"))
-    finally:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{home}_df" CASCADE')
-        admin.execute(f'DROP SCHEMA "{home}" CASCADE')
-        admin.close()
 
 
 # -- Q1–Q6: choosing among candidates ------------------------------------------------------------

@@ -1,32 +1,16 @@
 """The same capture and SQL on the real PostgreSQL server (skipped only where none answers)."""
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 
 import dlprov
 from dlprov.demo.workflow import LISTING_4
-
-PG_URL = os.environ.get("DLPROV_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test")
-
+from tests.conftest import postgresql_home
 
 @pytest.fixture
 def pg_store():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {PG_URL}: {exc}")
-    # Each test gets its own schema for the core tables (and its own dataflow tag).
-    home = f"t_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE SCHEMA "{home}"')
-    yield f"{PG_URL}?options=-csearch_path%3D{home}", home
-    # the set tables live in a schema named after the dataflow
-    admin.execute(f'DROP SCHEMA IF EXISTS "{home}_df" CASCADE')
-    admin.execute(f'DROP SCHEMA "{home}" CASCADE')
-    admin.close()
+    with postgresql_home() as found:
+        yield found
 
 
 def test_capture_and_listing_4_on_postgresql(pg_store):

@@ -9,14 +9,12 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from dlprov.capture.dfa_predefined import PREDEFINED
 from dlprov.errors import SpecError, ValueRejected
 from dlprov.model import spec as m
 from dlprov.model.names import check_name
-from dlprov.model.spec import AttributeType
 from dlprov.store.store import Store
 
 
@@ -36,21 +34,11 @@ class TaskStatus(str, enum.Enum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True)
-class Attribute:
-    """An attribute of a set; ``allow_nan`` lets a NUMERIC one hold NaN/inf."""
 
-    name: str
-    type: AttributeType = AttributeType.TEXT
-    allow_nan: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", check_name("attribute", self.name))
-        object.__setattr__(self, "type", AttributeType.parse(self.type))
-
-    def core(self) -> m.Attribute:
-        return m.Attribute(self.name, self.type, self.allow_nan)
-
+# The original's Attribute(name, type) and AttributeType are dlprov's own (the type also
+# accepts the original's RDFILE and LONG_TEXT; the attribute also takes allow_nan).
+Attribute = m.Attribute
+AttributeType = m.AttributeType
 
 class Set:
     """A set of a transformation: its attributes in order and whether it is INPUT or OUTPUT.
@@ -166,7 +154,7 @@ class Dataflow:
         for t in self._transformations:
             spec.add_transformation(t.tag)
             for s in t.sets:
-                spec.add_set(s.tag, [a.core() for a in s.attributes])
+                spec.add_set(s.tag, s.attributes)
         outputs = {(t.tag, s.tag) for t in self._transformations for s in t.output}
         for t in self._transformations:
             for s in t.sets:
