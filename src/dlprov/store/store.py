@@ -46,10 +46,23 @@ class Store:
 
     def _create_schema(self, engine: Engine) -> None:
         try:
+            if self._schema_present(engine):
+                return
             with engine.begin() as conn:
                 schema.metadata.create_all(conn)
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot open store {self.safe_url}: {exc.orig}") from exc
+
+    @staticmethod
+    def _schema_present(engine: Engine) -> bool:
+        """One cheap query when the store exists (the usual case), instead of reflecting it:
+        the newest core table answers only if every older one was created with it."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(select(schema.trained_model.c.id).limit(0)).all()
+            return True
+        except SQLAlchemyError:
+            return False
 
     @property
     def safe_url(self) -> str:
