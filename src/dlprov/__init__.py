@@ -10,11 +10,13 @@ The public surface::
 
 The DfAnalyzer-compatible API lives in :mod:`dlprov.dfa`.
 """
-from dlprov.capture.run import Run, run
+from dlprov.capture.run import Run, attach, run
+from dlprov.capture.dataprep import prepare, saved, step, use_run
 from dlprov.capture.task import Task
 from dlprov.errors import (
                            DlprovError,
                            NameRejected,
+                           NoActiveRun,
                            NotFound,
                            QueryError,
                            ReadOnlyViolation,
@@ -28,8 +30,9 @@ from dlprov.query import describe, list_runs, list_tasks, sql
 __version__ = "0.1.0"
 
 __all__ = [
-    "run", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",
+    "run", "attach", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",
+    "step", "prepare", "saved", "use_run",
     "sql", "list_runs", "list_tasks", "describe",
-    "DlprovError", "NameRejected", "NotFound", "QueryError", "ReadOnlyViolation", "SpecError",
+    "DlprovError", "NameRejected", "NoActiveRun", "NotFound", "QueryError", "ReadOnlyViolation", "SpecError",
     "StoreUnavailable", "ValueRejected", "__version__",
 ]

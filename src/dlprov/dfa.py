@@ -12,8 +12,18 @@ run with their imports changed to this module::
 See :mod:`dlprov.capture.dfa` for how it maps onto :func:`dlprov.run`, and what it fixes.
 """
 from dlprov.capture.dfa import Task, end_execution
-from dlprov.capture.dfa_spec import (Attribute, AttributeType, Dataflow, DataSet, Dependency,
-                                     Element, Set, SetType, TaskStatus, Transformation)
+from dlprov.capture.dfa_spec import (
+                                     Attribute,
+                                     AttributeType,
+                                     Dataflow,
+                                     DataSet,
+                                     Dependency,
+                                     Element,
+                                     Set,
+                                     SetType,
+                                     TaskStatus,
+                                     Transformation,
+)
 
 __all__ = [
     "Dataflow", "Transformation", "Set", "SetType", "Attribute", "AttributeType", "Task",

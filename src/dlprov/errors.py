@@ -33,3 +33,8 @@ class NotFound(DlprovError, LookupError):
 class QueryError(DlprovError, ValueError):
     """A provenance question cannot be asked as given: a parameter is missing, a model name is
     ambiguous, or the dataflow lacks a set the question relies on."""
+
+
+class NoActiveRun(DlprovError, RuntimeError):
+    """A preprocessing step was called with no run to capture into (none given with ``run=``,
+    none made current with ``dlprov.use_run``), or ``dlprov.saved`` outside any step."""

@@ -250,4 +250,4 @@ def test_spool_round_trips_values_that_look_like_its_own_tags(tmp_path) -> None:
         "nested": {"$dict": {"$datetime": 1}}, "items": [1, {"x": 2}]})
     spool = Spool(tmp_path / "spool.jsonl")
     spool.append([record])
-    assert spool.load() == [record]
+    assert spool.records() == [record]

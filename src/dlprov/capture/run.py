@@ -33,10 +33,13 @@ class Run:
                  store: str | os.PathLike | Store | None = None, spec: DataflowSpec | None = None,
                  user: str | None = None, email: str | None = None,
                  organization: str | None = None, workspace: str | None = None,
-                 capture_environment: bool | Mapping[str, bool] = True) -> None:
+                 capture_environment: bool | Mapping[str, bool] = True,
+                 attach_to: str | None = None) -> None:
         self.df_tag = check_name("dataflow", df_tag)
         self.store = store if isinstance(store, Store) else Store(store)
-        self.key = self.new_key()
+        # Attached (see :func:`attach`): this process adds tasks to an execution another started.
+        self.attached = attach_to is not None
+        self.key = attach_to or self.new_key()
         self.start_time = datetime.now()
         self.exec_tag = exec_tag or (
             f"{self.df_tag}-{self.start_time:%Y-%m-%dT%H:%M:%S}-{self.key[:6]}")
@@ -49,7 +52,7 @@ class Run:
         self.username = self.agent["username"]
         self.workspace = workspace or os.getcwd()
         self.status = RUNNING
-        if exec_tag is not None and self.store.has_execution(exec_tag):
+        if exec_tag is not None and not self.attached and self.store.has_execution(exec_tag):
             raise ValueError(f"execution {exec_tag!r} already exists in {self.store.safe_url}; "
                              f"exec tags name one execution each: choose another")
         self.book = specbook_for(self.store, self.df_tag)
@@ -63,6 +66,9 @@ class Run:
         self._identifiers = count(1)
         self._open_tasks: list[Task] = []
         self.send_spec()
+        if self.attached:
+            self._environment = None
+            return
         self.put((r.EXEC_START, self.key, {
             "tag": self.exec_tag, "df_tag": self.df_tag, "start_time": self.start_time,
             "hostname": self.hostname, "pid": os.getpid(), "workspace": self.workspace,
@@ -90,7 +96,7 @@ class Run:
     def task(self, transformation: str, *, depends_on: Iterable[Task] | Task | None = (),
              uses: Iterable[str] | None = None, sub_id: str | None = None,
              workspace: str | None = None, identifier: int | None = None,
-             resource: str | None = None) -> Task:
+             resource: str | None = None, key: str | None = None) -> Task:
         """Start a task of ``transformation``. It uses what the tasks in ``depends_on`` produced
         (only the sets named in ``uses``, if given). Use it as a context manager."""
         if self.status != RUNNING:
@@ -98,7 +104,7 @@ class Run:
         task = Task(self, transformation,
                     identifier if identifier is not None else next(self._identifiers),
                     depends_on=depends_on, uses=uses, sub_id=sub_id, workspace=workspace,
-                    resource=resource)
+                    resource=resource, key=key)
         self._open_tasks = [t for t in self._open_tasks if t.status == RUNNING] + [task]
         return task
 
@@ -111,6 +117,9 @@ class Run:
             self._environment.join(timeout=10)
         for task in self._open_tasks:  # tasks left open end with the run
             task.end(error if error is not None else None)
+        if self.attached:  # the execution is its starter's to end
+            self.recorder.flush(wait=wait)
+            return
         self.put((r.EXEC_END, self.key, {
             "status": self.status, "end_time": datetime.now(),
             "error_msg": None if error is None else str(error)}))
@@ -149,6 +158,15 @@ def _probe_environment(run: Run, capture: bool | Mapping[str, bool]) -> threadin
     thread = threading.Thread(target=probe, name="dlprov-environment", daemon=True)
     thread.start()
     return thread
+
+
+def attach(exec_key: str, df_tag: str, *, store: str | os.PathLike | Store | None = None,
+           **options) -> Run:
+    """Join, from another process, the execution whose key is ``exec_key`` (``run.key``): its
+    tasks are recorded in that execution, which is neither started nor ended again here.
+    Ending the attached run ends its open tasks and flushes. Used by the Parsl and torchrun
+    integrations; the starting process should :meth:`Run.flush` before others attach."""
+    return Run(df_tag, store=store, capture_environment=False, attach_to=exec_key, **options)
 
 
 def run(df_tag: str, **options) -> Run:

@@ -71,6 +71,18 @@ class Task:
                     f"produced")
         return [(t, sets) for t, sets in plan if sets]
 
+    @classmethod
+    def recorded(cls, run: "Run", key: str, transformation: str,
+                 produced: Iterable[str] = ()) -> "Task":
+        """A handle on a task recorded elsewhere (another process), to name in ``depends_on``;
+        it records nothing itself. ``produced``: the sets it produced that dependants use."""
+        handle = cls.__new__(cls)
+        handle.run, handle.key, handle.status = run, key, FINISHED
+        handle.transformation = check_name("transformation", transformation)
+        handle.identifier, handle.depends_on = 0, []
+        handle.produced = set(produced)
+        return handle
+
     # -- elements ---------------------------------------------------------------------------
     def input(self, set_tag: str, /, **values: Any) -> None:
         """Record one element of input set ``set_tag`` (e.g. the hyperparameters in ``itrain``)."""

@@ -6,9 +6,12 @@ import sys
 import click
 
 from dlprov import __version__
+from dlprov.cli.export import export
+from dlprov.cli.imports import import_command
 from dlprov.cli.options import dataflow_option, format_option
 from dlprov.cli.output import render, render_records
 from dlprov.cli.query import query
+from dlprov.cli.serve import serve
 from dlprov.errors import DlprovError
 from dlprov.store.store import Store
 
@@ -105,7 +108,28 @@ def demo(ctx: click.Context, candidates: int, epochs: int, output_dir: str,
              progress=not no_progress, echo=click.echo)
 
 
+@cli.command()
+@click.argument("spooled", required=False, metavar="[SPOOL_FILE_OR_DIR]",
+                type=click.Path(exists=True))
+@click.option("--store", "-s", "store_url", metavar="URL", help="Store to replay into.")
+@click.pass_context
+def replay(ctx: click.Context, spooled: str | None, store_url: str | None) -> None:
+    """Write the records that processes which died while their store was down left spooled
+    (default: this store's spool folder); each batch exactly once. Live processes' files stay."""
+    from dlprov.recorder.replay import replay as replay_spool
+    report = replay_spool(Store(store_url or ctx.obj), spooled)
+    click.echo(f"replayed {len(report.replayed)} spool files ({report.written} records written, "
+               f"{report.rejected} set aside); {len(report.live)} of live processes skipped")
+    for path in report.failed:
+        click.echo(f"error: store did not answer; kept {path}", err=True)
+    if report.failed:
+        ctx.exit(1)
+
+
+cli.add_command(export)
 cli.add_command(query)
+cli.add_command(import_command)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import click
 
+from dlprov.cli.imports import external, linked
 from dlprov.cli.options import dataflow_option, format_option
 from dlprov.cli.output import render
 from dlprov.query.questions import QUESTIONS
@@ -76,3 +77,5 @@ _question("q6", click.option("--training-set", metavar="NAME", required=True,
                                   "the models were trained on."))
 for _id in ("q7", "q8", "q9", "q10", "q11", "q12"):
     _question(_id, _model_option)
+query.add_command(external)
+query.add_command(linked)

@@ -2,6 +2,8 @@
 
 Each candidate is one execution of dataflow ``digits``:
 LoadData -> NormalizeData -> [ReduceDimensions] -> OneHotEncoding -> SplitData -> Train -> Test.
+The preprocessing steps are captured by ``dlprov.step``; each takes and returns the whole
+dataset (features and labels), so each uses all of what the one before produced.
 """
 from __future__ import annotations
 
@@ -59,53 +61,66 @@ def candidates(count: int) -> list[Candidate]:
     return chosen
 
 
+# The preprocessing steps: each call is a task, linked to the one before by the arrays it is
+# given (dlprov.step); each saves its result under the candidate's folder (not a parameter).
+@dlprov.step("loaddata", params_set="iinputdataset", outputs="oloaddata", ignore=("workdir",))
+def load_data(workdir: Path, dataset_name: str = "digits",
+              dataset_source: str = "sklearn.datasets.load_digits"):
+    x, y = data.load_digits_arrays()
+    dlprov.saved(data.save(workdir / "raw.npz", x=x, y=y), x, y)
+    return x, y
+
+
+@dlprov.step("normalizedata", outputs="onormalizedata", ignore=("workdir",))
+def normalize_data(x, y, workdir: Path, method: str):
+    x = data.normalize(x, method)
+    dlprov.saved(data.save(workdir / "normalized.npz", x=x, y=y), x, y)
+    return x, y
+
+
+@dlprov.step("reducedimensions", outputs="oreducedimensions", ignore=("workdir",))
+def reduce_dimensions(x, y, workdir: Path, n_components: int, method: str = "pca",
+                      seed: int = SEED):
+    x = data.reduce_dimensions(x, n_components, seed)
+    dlprov.saved(data.save(workdir / "reduced.npz", x=x, y=y), x, y)
+    return x, y
+
+
+@dlprov.step("onehotencoding", outputs="oonehotdataset", ignore=("workdir",))
+def one_hot_encoding(x, y, workdir: Path):
+    y = data.one_hot(y)
+    dlprov.saved(data.save(workdir / "onehot.npz", x=x, y=y), x, y)
+    return x, y
+
+
+@dlprov.step("splitdata", params_set="isplitconfig",
+             outputs=("otrainset", "ovalset", "otestset"), ignore=("workdir",))
+def split_data(x, y, workdir: Path, train_size: float = SPLIT[0], val_size: float = SPLIT[1],
+               test_size: float = SPLIT[2], seed: int = SEED):
+    parts = data.split(x, y, (train_size, val_size, test_size), seed)
+    for name, (px, py) in zip(("train", "val", "test"), parts):
+        dlprov.saved(data.save(workdir / f"{name}.npz", x=px, y=py), px, py)
+    return parts
+
+
 def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir: Path,
                   on_epoch: Callable[[], None] = lambda: None) -> str:
     """Run the whole workflow for one candidate, capturing its provenance; return the exec tag."""
     workdir = output_dir / candidate.name
-    with dlprov.run(DATAFLOW, store=store) as run:
-        with run.task("loaddata") as load:
-            load.input("iinputdataset", dataset_name="digits",
-                       dataset_source="sklearn.datasets.load_digits")
-            x, y = data.load_digits_arrays()
-            raw = data.save(workdir / "raw.npz", x=x, y=y)
-            load.output("oloaddata", dataset_dir=raw, n_samples=len(x), n_features=x.shape[1])
-
-        with run.task("normalizedata", depends_on=load) as norm:
-            norm.input("inormalizedata", method=candidate.normalization)
-            x = data.normalize(x, candidate.normalization)
-            path = data.save(workdir / "normalized.npz", x=x, y=y)
-            norm.output("onormalizedata", dataset_dir=path, n_features=x.shape[1])
-        previous = norm
-
+    with dlprov.run(DATAFLOW, store=store) as run, dlprov.use_run(run):
+        x, y = load_data(workdir)
+        x, y = normalize_data(x, y, workdir, method=candidate.normalization)
         if candidate.pca_components:
-            with run.task("reducedimensions", depends_on=previous) as pca:
-                pca.input("ireducedimensions", method="pca", n_components=candidate.pca_components)
-                x = data.reduce_dimensions(x, candidate.pca_components, SEED)
-                path = data.save(workdir / "reduced.npz", x=x, y=y)
-                pca.output("oreducedimensions", dataset_dir=path, n_features=x.shape[1])
-            previous = pca
+            x, y = reduce_dimensions(x, y, workdir, n_components=candidate.pca_components)
+        x, y = one_hot_encoding(x, y, workdir)
+        train_set, val_set, test_set = split_data(x, y, workdir)
 
-        with run.task("onehotencoding", depends_on=previous) as onehot:
-            y_onehot = data.one_hot(y)
-            path = data.save(workdir / "onehot.npz", x=x, y=y_onehot)
-            onehot.output("oonehotdataset", dataset_dir=path, n_classes=y_onehot.shape[1])
-
-        with run.task("splitdata", depends_on=onehot) as split_task:
-            split_task.input("isplitconfig", train_size=SPLIT[0], val_size=SPLIT[1],
-                             test_size=SPLIT[2], seed=SEED)
-            train_set, val_set, test_set = data.split(x, y_onehot, SPLIT, SEED)
-            for set_tag, part, (px, py) in (("otrainset", "train", train_set),
-                                            ("ovalset", "val", val_set),
-                                            ("otestset", "test", test_set)):
-                path = data.save(workdir / f"{part}.npz", x=px, y=py)
-                split_task.output(set_tag, dataset_dir=path, n_samples=len(px))
-
-        with run.task("train", depends_on=split_task, uses=["otrainset", "ovalset"]) as train_task:
-            train_task.input("itrain", optimizer_name=candidate.optimizer_name,
-                             learning_rate=candidate.learning_rate, num_epochs=epochs,
-                             batch_size=candidate.batch_size, num_layers=candidate.num_layers,
-                             hidden_units=candidate.hidden_units)
+        # train uses the training and validation sets (otrainset, ovalset) it is given
+        with dlprov.prepare("train", train_set, val_set, params=dict(
+                optimizer_name=candidate.optimizer_name, learning_rate=candidate.learning_rate,
+                num_epochs=epochs, batch_size=candidate.batch_size,
+                num_layers=candidate.num_layers, hidden_units=candidate.hidden_units)) as step:
+            train_task = step.task
             model = build_mlp(x.shape[1], candidate.hidden_units, candidate.num_layers)
 
             def record_epoch(metrics: dict) -> None:
@@ -119,10 +134,11 @@ def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir
             # an otrainedmodel element and a trained_model entity (size, sha256, parameters)
             train_task.model(model_path, model, name=candidate.name)
 
-        with run.task("test", depends_on=[split_task, train_task],
-                      uses=["otestset", "otrainedmodel"]) as test_task:
+        # test uses the test set (otestset) and the trained model (otrainedmodel)
+        with dlprov.prepare("test", test_set, depends_on=train_task,
+                            uses=["otrainedmodel"]) as step:
             loss, accuracy = evaluate(model, *test_set)
-            test_task.output("otest", loss=loss, accuracy=accuracy)
+            step.task.output("otest", loss=loss, accuracy=accuracy)
     return run.exec_tag
 
 

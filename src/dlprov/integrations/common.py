@@ -18,8 +18,17 @@ from dlprov.capture.run import Run
 from dlprov.capture.run import run as start_run
 from dlprov.capture.task import Task
 from dlprov.errors import NameRejected
-from dlprov.model.names import (ITRAIN, MAX_NAME_LENGTH, OTEST, OTRAIN, OTRAINEDMODEL, TEST,
-                                TRAIN, check_name, task_column)
+from dlprov.model.names import (
+    ITRAIN,
+    MAX_NAME_LENGTH,
+    OTEST,
+    OTRAIN,
+    OTRAINEDMODEL,
+    TEST,
+    TRAIN,
+    check_name,
+    task_column,
+)
 from dlprov.model.spec import Attribute, AttributeType
 
 log = logging.getLogger("dlprov.integrations")

@@ -33,8 +33,16 @@ except ModuleNotFoundError as exc:
 
 from dlprov.capture.run import Run
 from dlprov.capture.task import Task
-from dlprov.integrations.common import (BATCH_SIZE, LEARNING_RATE, NUM_EPOCHS, NUM_LAYERS,
-                                        OPTIMIZER_NAME, TrainingCapture, attribute_name, guarded)
+from dlprov.integrations.common import (
+    BATCH_SIZE,
+    LEARNING_RATE,
+    NUM_EPOCHS,
+    NUM_LAYERS,
+    OPTIMIZER_NAME,
+    TrainingCapture,
+    attribute_name,
+    guarded,
+)
 from dlprov.model.names import check_name
 from dlprov.store.store import Store
 

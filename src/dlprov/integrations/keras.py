@@ -30,9 +30,18 @@ from typing import TYPE_CHECKING, Any
 
 from dlprov.capture.run import Run
 from dlprov.capture.task import RUNNING, Task
-from dlprov.integrations.common import (BATCH_SIZE, DECAY, HYPERPARAMETERS, LEARNING_RATE,
-                                        MOMENTUM, NUM_EPOCHS, NUM_LAYERS, OPTIMIZER_NAME,
-                                        TrainingCapture, guarded)
+from dlprov.integrations.common import (
+    BATCH_SIZE,
+    DECAY,
+    HYPERPARAMETERS,
+    LEARNING_RATE,
+    MOMENTUM,
+    NUM_EPOCHS,
+    NUM_LAYERS,
+    OPTIMIZER_NAME,
+    TrainingCapture,
+    guarded,
+)
 from dlprov.model.names import check_name
 
 __all__ = ["BATCH_SIZE", "DECAY", "LEARNING_RATE", "MOMENTUM", "NUM_EPOCHS",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dlprov.model.names import ITRAIN, OTEST, TRAIN
 from dlprov.query.building import Built, Context, ctes, need
-from dlprov.query.models import models_cte, resolve_model
+from dlprov.query.models import ModelRef, models_cte, resolve_model
 from dlprov.query.relations import (
     EVALUATIONS,
     best_trainings,
@@ -20,6 +20,7 @@ from dlprov.query.relations import (
     used_cte,
     values_cte,
 )
+from dlprov.query.sql import sql
 
 # The longest path from the seeds, per task: its place in the trace (raw inputs deepest).
 _STEPS = """_steps(root_id, task_id, depth) AS (
@@ -156,3 +157,15 @@ JOIN _data d ON d.task_id = s.task_id
 ORDER BY s.depth DESC, t.start_time, t.id, CASE d.role WHEN 'used' THEN 0 ELSE 1 END,
          d.set_tag, d.element_id""", {"train_task_id": found.train_task_id},
                  [found.describe()])
+
+
+def trace_tasks(ctx: Context, model: str) -> tuple[ModelRef, list[int]]:
+    """The model that ``model`` names and the ids of the tasks of its trace, those of
+    :func:`q10`: its training task, the test tasks that evaluated it and every task upstream
+    of them (by task dependency or use of data), at any depth."""
+    found = resolve_model(ctx, model)
+    rows = sql(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS))
+               + "\nSELECT DISTINCT task_id FROM _lineage ORDER BY task_id",
+               store=ctx.store, dataflow=ctx.spec.tag,
+               params={"train_task_id": found.train_task_id}).rows
+    return found, [row[0] for row in rows]

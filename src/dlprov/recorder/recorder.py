@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 import time
+import uuid
+from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Callable
 
@@ -23,7 +25,7 @@ from sqlalchemy.exc import (
 )
 
 from dlprov.errors import DlprovError, StoreUnavailable
-from dlprov.recorder.spool import Spool, spool_path_for
+from dlprov.recorder.spool import Batch, Spool, spool_path_for
 from dlprov.store.store import Store
 
 log = logging.getLogger("dlprov.recorder")
@@ -56,12 +58,13 @@ def _interval_from_env() -> float:
 class Recorder:
     """Batches records into one store from a daemon thread. Get one with :func:`recorder_for`."""
 
-    def __init__(self, store: Store, flush_interval: float | None = None) -> None:
+    def __init__(self, store: Store, flush_interval: float | None = None,
+                 spool_path: str | os.PathLike | None = None) -> None:
         self.store = store
         if flush_interval is None:
             flush_interval = _interval_from_env()
         self.flush_interval = min(max(flush_interval, 0.01), 1.0)
-        self.spool = Spool(spool_path_for(store.url))
+        self.spool = Spool(Path(spool_path) if spool_path else spool_path_for(store.url))
         self.failures = 0
         self.written = 0
         self.rejected = 0
@@ -126,45 +129,67 @@ class Recorder:
         return time.monotonic() - self._last_failure >= RETRY_SECONDS
 
     def _write(self, batch: list[tuple], force_retry: bool = False) -> None:
+        # Each batch gets an id that the store notes in the transaction writing it: a batch whose
+        # commit went through but whose acknowledgement was lost is spooled all the same, and
+        # the replay then skips it instead of writing it twice.
+        new: list[Batch] = [(uuid.uuid4().hex, batch)] if batch else []
         backlog = bool(self.spool)
         if backlog and not force_retry and not self._retry_due():
-            self.spool.append(batch)  # still failing recently: keep order, don't hammer the store
+            self._spool(new)  # still failing recently: keep order, don't hammer the store
             return
-        records = (self.spool.load() + batch) if backlog else batch
+        batches = (self.spool.load() if backlog else []) + new
         try:
             if self._writer is None:
                 self._writer = self.store.writer()
-            self._writer.write(records)
+        except Exception as exc:  # noqa: BLE001 - e.g. two processes creating the schema at once
+            self._fail(exc, new)
+            return
+        try:
+            written = self._writer.write_batches(batches)
         except Exception as exc:  # noqa: BLE001 - provenance must never break training
             if _store_unreachable(exc):
-                self._fail(exc, batch)
+                self._fail(exc, new)
                 return
-            if not self._salvage(records, exc):
+            written = self._salvage(batches, exc)
+            if written is None:
                 return
         if backlog:
             self.spool.clear()
-            log.warning("dlprov: store %s is back; %d spooled records written",
-                        self.store.safe_url, len(records) - len(batch))
-        self.written += len(records)
+            log.warning("dlprov: store %s is back; %d spooled records replayed",
+                        self.store.safe_url, sum(len(records) for _, records in batches) -
+                        len(batch))
+        self.written += written
 
-    def _salvage(self, records: list[tuple], exc: Exception) -> bool:
-        """The store answered but refused the batch for its content: write record by record and
-        set aside, in a file of their own, those it refuses (and those that depend on them), so
-        that one bad record does not hold back every later one. False if the store went away
+    def _salvage(self, batches: list[Batch], exc: Exception) -> int | None:
+        """The store answered but refused the batches for their content: write record by record
+        and set aside, in a file of their own, those it refuses (and those that depend on them),
+        so that one bad record does not hold back every later one. None if the store went away
         meanwhile: then the records not yet written are what the spool holds."""
-        rejected = []
-        for position, record in enumerate(records):
+        try:
+            done = self._writer.applied(b for b, _ in batches if b is not None)
+        except Exception as lookup_error:  # noqa: BLE001
+            self._abandon(lookup_error, batches)
+            return None
+        singles: list[Batch] = [
+            (None if b is None else f"{b}.{i}", [record])
+            for b, records in batches if b not in done for i, record in enumerate(records)]
+        rejected, written = [], 0
+        for position, single in enumerate(singles):
             try:
-                self._writer.write([record])
+                written += self._writer.write_batches([single])
             except Exception as record_error:  # noqa: BLE001
                 if _store_unreachable(record_error):
                     self._set_aside(rejected, exc)
-                    self.spool.clear()
-                    self._fail(record_error, records[position:])
-                    return False
-                rejected.append(record)
+                    self._abandon(record_error, singles[position:])
+                    return None
+                rejected.extend(single[1])
         self._set_aside(rejected, exc)
-        return True
+        return written
+
+    def _abandon(self, exc: Exception, batches: list[Batch]) -> None:
+        """The store went away while salvaging: the spool holds exactly ``batches`` now."""
+        self.spool.clear()
+        self._fail(exc, batches)
 
     def _set_aside(self, rejected: list[tuple], exc: Exception) -> None:
         if not rejected:
@@ -175,15 +200,19 @@ class Recorder:
                   self.store.safe_url, len(rejected), type(exc).__name__, exc,
                   self.rejected_path)
 
-    def _fail(self, exc: Exception, batch: list[tuple]) -> None:
+    def _spool(self, batches: list[Batch]) -> None:
+        for batch_id, records in batches:
+            try:
+                self.spool.append(records, batch_id)
+            except OSError as spool_error:
+                log.error("dlprov: cannot spool %d records to %s: %s", len(records),
+                          self.spool.path, spool_error)
+
+    def _fail(self, exc: Exception, batches: list[Batch]) -> None:
         self.failures += 1
         self._last_failure = time.monotonic()
         self._writer = None
-        try:
-            self.spool.append(batch)
-        except OSError as spool_error:
-            log.error("dlprov: cannot spool %d records to %s: %s", len(batch), self.spool.path,
-                      spool_error)
+        self._spool(batches)
         if self.failures == 1:
             log.warning("dlprov: cannot write provenance to %s (%s: %s); training goes on and "
                         "records are kept in %s until the store answers",

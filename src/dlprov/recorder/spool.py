@@ -10,23 +10,23 @@ from typing import Any, Iterable
 _MARKERS = ("$datetime", "$dict")
 
 
-def _encode(value: Any) -> Any:
+def encode(value: Any) -> Any:
     """JSON-ready ``value``: datetimes tagged, and a dict that looks like a tag escaped."""
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, dict):
-        encoded = {k: _encode(v) for k, v in value.items()}
+        encoded = {k: encode(v) for k, v in value.items()}
         return {"$dict": encoded} if len(value) == 1 and next(iter(value)) in _MARKERS \
             else encoded
     if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
+        return [encode(v) for v in value]
     return value
 
 
-def _decode(value: Any) -> Any:
-    """The inverse of :func:`_encode` (top-down, so that an escaped dict stays as it was)."""
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode` (top-down, so that an escaped dict stays as it was)."""
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [decode(v) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
@@ -34,12 +34,18 @@ def _decode(value: Any) -> Any:
         if key == "$datetime":
             return datetime.fromisoformat(inner)
         if key == "$dict":
-            return {k: _decode(v) for k, v in inner.items()}
-    return {k: _decode(v) for k, v in value.items()}
+            return {k: decode(v) for k, v in inner.items()}
+    return {k: decode(v) for k, v in value.items()}
+
+
+BATCH = "$batch"  # a spool line ``["$batch", batch_id]``: the records after it form that batch
+
+Batch = tuple[str | None, list[tuple]]  # (batch id, records); the id makes replay exactly-once
 
 
 class Spool:
-    """Records appended as JSON lines to ``path``; read back in order by :meth:`load`."""
+    """Batches appended as JSON lines to ``path`` (a ``["$batch", id]`` line, then one line per
+    record); read back in order by :meth:`load`."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -47,27 +53,41 @@ class Spool:
     def __bool__(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
-    def append(self, records: Iterable[tuple]) -> None:
+    def append(self, records: Iterable[tuple], batch_id: str | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
+            if batch_id is not None:
+                out.write(json.dumps([BATCH, batch_id]))
+                out.write("\n")
             for record in records:
-                out.write(json.dumps(_encode(record), allow_nan=True))
+                out.write(json.dumps(encode(record), allow_nan=True))
                 out.write("\n")
             out.flush()
             os.fsync(out.fileno())
 
-    def load(self) -> list[tuple]:
+    def load(self) -> list[Batch]:
+        """The spooled batches in order; records spooled without an id form batches of id None."""
         if not self.path.exists():
             return []
+        batches: list[Batch] = []
         with self.path.open(encoding="utf-8") as lines:
             # A line cut short by a crash while appending is the only one that may not parse.
-            records = []
             for line in lines:
                 try:
-                    records.append(tuple(_decode(json.loads(line))))
+                    item = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-            return records
+                if isinstance(item, list) and len(item) == 2 and item[0] == BATCH:
+                    batches.append((item[1], []))
+                    continue
+                if not batches:
+                    batches.append((None, []))
+                batches[-1][1].append(tuple(decode(item)))
+        return batches
+
+    def records(self) -> list[tuple]:
+        """Every spooled record, in order, without the batch boundaries."""
+        return [record for _, records in self.load() for record in records]
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

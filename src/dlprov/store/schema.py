@@ -180,6 +180,15 @@ trained_model = Table(
     Column("created_at", DateTime),
 )
 
+# The recorder's batches already written, each in the transaction that wrote it: a batch that was
+# committed but whose acknowledgement was lost (the connection died) is spooled, and its replay
+# must then skip it. This is what makes replay exactly-once.
+applied_batch = Table(
+    "applied_batch", metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("applied_at", DateTime),
+)
+
 COLUMN_TYPES = {
     AttributeType.TEXT: Text,
     AttributeType.FILE: Text,
@@ -216,3 +225,4 @@ def set_table(dialect_name: str, spec: DataflowSpec, set_tag: str,
 def task_column_index(table: Table, column: str) -> Index:
     """Index on a task column: the joins of every provenance query go through these."""
     return Index(f"ix_{table.name}_{column}", table.c[column])
+from dlprov.store import external as _external  # noqa: E402,F401  (its tables join metadata)

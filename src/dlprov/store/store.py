@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from dlprov.errors import StoreUnavailable
 from dlprov.model.spec import DataflowSpec
-from dlprov.store import schema
+from dlprov.store import http, schema
 from dlprov.store.engine import make_engine, resolve_store_url
 from dlprov.store.specs import read_spec
 from dlprov.store.writer import StoreWriter
@@ -21,20 +21,30 @@ class Store:
     """A store, given as a URL, an SQLite path, or nothing (``$DLPROV_STORE`` or ``./dlprov.db``).
 
     Engines are made on first use; the fixed tables are created by the first writer.
+    An ``http://`` or ``https://`` URL names a ``dlprov serve`` server (see :mod:`.http`).
     """
 
     def __init__(self, store: str | os.PathLike | None = None) -> None:
-        self.url = resolve_store_url(store)
+        text = os.fspath(store if store is not None else os.environ.get("DLPROV_STORE") or "")
+        self.remote = http.is_remote(text)
+        self.url = text.rstrip("/") if self.remote else resolve_store_url(store)
         self._engines: dict[bool, Engine] = {}
         self._lock = threading.Lock()
         self._schema_ready = False
 
     @property
     def backend(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
+        """``"sqlite"``, ``"postgresql"`` or ``"http"``."""
+        if self.remote:
+            return "http"
         return "postgresql" if self.url.startswith("postgresql") else "sqlite"
 
     def engine(self, *, read_only: bool = False) -> Engine:
+        if self.remote:
+            raise StoreUnavailable(
+                f"{self.url} is a dlprov server, not a database: SQL over a remote store is "
+                f"done with the server's read endpoints (GET {self.url}/v1/runs, /v1/sets/..., "
+                f"/v1/query/q1...)")
         with self._lock:
             engine = self._engines.get(read_only)
             if engine is None:
@@ -68,10 +78,14 @@ class Store:
     def safe_url(self) -> str:
         """The URL with any password hidden, for messages."""
         from sqlalchemy.engine import make_url
+        if self.remote:
+            return self.url
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def writer(self) -> StoreWriter:
-        """A :class:`StoreWriter` for the recorder thread."""
+    def writer(self) -> "StoreWriter | http.HttpWriter":
+        """A :class:`StoreWriter` for the recorder thread (an HTTP one for a remote store)."""
+        if self.remote:
+            return http.HttpWriter(self.url)
         return StoreWriter(self.engine())
 
     @contextmanager
@@ -91,6 +105,9 @@ class Store:
 
     def load_spec(self, df_tag: str) -> DataflowSpec | None:
         """The latest stored spec of ``df_tag``, or None."""
+        if self.remote:
+            found = http.get_json(self.url, f"/v1/dataflows/{http.segment(df_tag)}/spec")
+            return DataflowSpec.from_dict(found) if found is not None else None
         if not self._has_tables():
             return None
         with self.read() as conn:
@@ -99,6 +116,12 @@ class Store:
 
     def has_execution(self, exec_tag: str) -> bool:
         """Whether an execution tagged ``exec_tag`` is stored (False if the store can't be read)."""
+        if self.remote:
+            try:
+                return http.get_json(
+                    self.url, f"/v1/runs/{http.segment(exec_tag)}/tasks") is not None
+            except StoreUnavailable:
+                return False
         if not self._has_tables():
             return False
         with self.read() as conn:

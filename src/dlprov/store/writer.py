@@ -7,7 +7,8 @@ rolled-back transaction never leaves them ahead of the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from datetime import datetime
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Connection, Dialect, Engine, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -67,9 +68,13 @@ class _Task:
 class StoreWriter:
     """Writes batches of records (see :mod:`dlprov.model.records`) into one store."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_model_files: bool = True) -> None:
+        """``read_model_files``: digest model files named in MODEL records (the writer runs beside
+        the training script). A server writing for remote clients turns it off: their paths
+        are not its files, and the client's writer sends the digest with the record."""
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.read_model_files = read_model_files
         self._forget()
 
     def _forget(self) -> None:
@@ -78,15 +83,49 @@ class StoreWriter:
         self._execs: dict[str, _Exec] = {}
         self._tasks: dict[str, _Task] = {}
         self._ids: dict[tuple[str, str, str], int] = {}
+        self._ledger_ready = False
 
-    def write(self, batch: Sequence[tuple]) -> None:
-        """Apply ``batch`` in one transaction: all of it is stored, or none of it."""
+    def write(self, batch: Sequence[tuple], batch_id: str | None = None) -> None:
+        """Apply ``batch`` in one transaction: all of it is stored, or none of it. With a
+        ``batch_id``, a batch already applied under that id is skipped (see :meth:`write_batches`)."""
+        self.write_batches([(batch_id, batch)])
+
+    def write_batches(self, batches: Iterable[tuple[str | None, Sequence[tuple]]]) -> int:
+        """Apply ``(batch_id, records)`` pairs in one transaction, skipping the batches whose id
+        the store has already applied and noting the ids of the others in ``applied_batch``, in
+        the same transaction: replaying a batch writes it exactly once. Returns the number of
+        records applied."""
+        batches = list(batches)
         try:
             with self.engine.begin() as conn:
-                self._apply(conn, batch)
+                done = self._applied(conn, [b for b, _ in batches if b is not None])
+                todo = [(b, records) for b, records in batches if b is None or b not in done]
+                records = [record for _, records in todo for record in records]
+                self._apply(conn, records)
+                ids = [{"batch_id": b, "applied_at": datetime.now()} for b, _ in todo
+                       if b is not None]
+                if ids:
+                    conn.execute(s.applied_batch.insert(), ids)
+                return len(records)
         except BaseException:
             self._forget()
             raise
+
+    def applied(self, batch_ids: Iterable[str]) -> set[str]:
+        """Which of ``batch_ids`` the store has applied."""
+        with self.engine.begin() as conn:
+            return self._applied(conn, list(batch_ids))
+
+    def _applied(self, conn: Connection, batch_ids: list[str]) -> set[str]:
+        if not self._ledger_ready:  # a store made before the table existed gets it now
+            s.applied_batch.create(conn, checkfirst=True)
+            self._ledger_ready = True
+        found: set[str] = set()
+        for start in range(0, len(batch_ids), 500):
+            chunk = batch_ids[start:start + 500]
+            found.update(conn.execute(select(s.applied_batch.c.batch_id)
+                                      .where(s.applied_batch.c.batch_id.in_(chunk))).scalars())
+        return found
 
     # -- dispatch ---------------------------------------------------------------------------
     def _apply(self, conn: Connection, batch: Sequence[tuple]) -> None:
@@ -196,8 +235,11 @@ class StoreWriter:
     def _on_model(self, conn: Connection, task_key: str, fields: dict) -> None:
         task = self._task(conn, task_key)
         exec_id = conn.execute(select(s.task.c.exec_id).where(s.task.c.id == task.id)).scalar_one()
+        digest = {"size_bytes": fields.get("size_bytes"), "sha256": fields.get("sha256")}
+        if digest["sha256"] is None and self.read_model_files:
+            digest = file_digest(fields["path"])
         conn.execute(self._insert_ignore(s.trained_model).values(
-            exec_id=exec_id, task_id=task.id, **fields, **file_digest(fields["path"])))
+            exec_id=exec_id, task_id=task.id, **{**fields, **digest}))
 
     # -- lookups (cached) -------------------------------------------------------------------
     def _dataflow(self, conn: Connection, df_tag: str) -> _Dataflow:

@@ -1,0 +1,132 @@
+"""Exporting provenance as W3C PROV files: PROV-N, PROV-JSON, PROV-XML, RDF, and pictures.
+
+::
+
+    from dlprov.prov import export, write
+    text = export(run="mnist-1", format="provn")     # one execution
+    write("trace.json", model="mlp-adam")             # one model's derivation trace
+    write("mnist.svg", dataflow="mnist")              # every execution, drawn
+
+PROV-N, PROV-JSON, PROV-XML and TriG keep one bundle per execution. Turtle has no named graphs,
+so a Turtle export is the flattened document (every bundle's records at the top level); reading
+it back gives the flattened document, with records of one identifier merged (PROV unification).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from prov.model import ProvDocument
+
+from dlprov.errors import DlprovError
+from dlprov.prov.mapping import document
+from dlprov.store.store import Store
+
+#: format -> (prov serializer, its options)
+TEXT_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
+    "provn": ("provn", {}),
+    "json": ("json", {}),
+    "xml": ("xml", {}),
+    "ttl": ("rdf", {"rdf_format": "turtle"}),
+    "trig": ("rdf", {"rdf_format": "trig"}),
+}
+PICTURE_FORMATS = ("svg", "png", "pdf")
+FORMATS = (*TEXT_FORMATS, *PICTURE_FORMATS)
+#: the text formats that carry bundles; the others get the flattened document
+BUNDLE_FORMATS = frozenset({"provn", "json", "xml", "trig"})
+
+_ALIASES = {"turtle": "ttl", "provx": "xml", "provjson": "json", "prov-n": "provn"}
+
+
+class ExportError(DlprovError, ValueError):
+    """An export cannot be made as asked: an unknown format, or no file for a picture."""
+
+
+def check_format(format: str) -> str:
+    """``format`` (or an alias such as ``turtle``) as one of :data:`FORMATS`."""
+    name = _ALIASES.get(str(format).lower().lstrip("."), str(format).lower().lstrip("."))
+    if name not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}: use one of {', '.join(FORMATS)}")
+    return name
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """The format a file name's extension names (``trace.provn`` -> ``provn``)."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if _ALIASES.get(suffix, suffix) not in FORMATS:
+        raise ExportError(f"cannot tell the format of {os.fspath(path)!r} from its extension: "
+                          f"name the file .{', .'.join(FORMATS)} or give a format")
+    return check_format(suffix)
+
+
+def serialize(doc: ProvDocument, format: str = "json", *, max_nodes: int = 150) -> bytes:
+    """``doc`` as the bytes of a file in ``format`` (text formats in UTF-8). A picture with
+    more than ``max_nodes`` nodes is summarised (see :mod:`dlprov.prov.picture`)."""
+    format = check_format(format)
+    if format in PICTURE_FORMATS:
+        from dlprov.prov.picture import render
+        return render(doc, format, max_nodes=max_nodes)
+    serializer, options = TEXT_FORMATS[format]
+    if format not in BUNDLE_FORMATS:
+        doc = doc.flattened()
+    if format == "json":
+        options = {"indent": 2}
+    with _quiet_rdflib():
+        text = doc.serialize(format=serializer, **options)
+    return text.encode("utf-8") if isinstance(text, str) else text
+
+
+def deserialize(content: str | bytes, format: str) -> ProvDocument:
+    """Read a document written by :func:`serialize` (a text format) back with ``prov``."""
+    format = check_format(format)
+    if format in PICTURE_FORMATS:
+        raise ExportError(f"a {format} picture cannot be read back as a PROV document")
+    serializer, options = TEXT_FORMATS[format]
+    if isinstance(content, bytes):
+        content = content.decode("utf-8")
+    with _quiet_rdflib():
+        return ProvDocument.deserialize(content=content, format=serializer, **options)
+
+
+@contextmanager
+def _quiet_rdflib() -> Iterator[None]:
+    # prov's RDF codec calls APIs that rdflib 7 deprecates: nothing our users could act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def export(store: Store | str | None = None, *, dataflow: str | None = None,
+           run: str | int | None = None, model: str | None = None, format: str = "json",
+           max_nodes: int = 150) -> str | bytes:
+    """The PROV of a dataflow, one execution (``run``) or one model's trace (``model``) in
+    ``format``: text for provn, json, xml, ttl and trig; bytes for svg, png and pdf. See
+    :func:`dlprov.prov.mapping.document` for the scopes."""
+    format = check_format(format)
+    data = serialize(document(store, dataflow=dataflow, run=run, model=model), format,
+                     max_nodes=max_nodes)
+    return data if format in PICTURE_FORMATS else data.decode("utf-8")
+
+
+def write(path: str | os.PathLike, store: Store | str | None = None, *,
+          dataflow: str | None = None, run: str | int | None = None, model: str | None = None,
+          format: str | None = None, max_nodes: int = 150) -> Path:
+    """Write :func:`export`'s output to ``path``; the format defaults to its extension."""
+    path = Path(path)
+    format = check_format(format) if format else format_of(path)
+    doc = document(store, dataflow=dataflow, run=run, model=model)
+    return write_document(doc, path, format, max_nodes=max_nodes)
+
+
+def write_document(doc: ProvDocument, path: str | os.PathLike, format: str | None = None, *,
+                   max_nodes: int = 150) -> Path:
+    """Write a document already built (e.g. :func:`dlprov.prov.model_document`) to ``path``."""
+    path = Path(path)
+    data = serialize(doc, check_format(format) if format else format_of(path),
+                     max_nodes=max_nodes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

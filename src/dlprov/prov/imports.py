@@ -1,0 +1,163 @@
+"""Importing the provenance another tool recorded (the DLProv paper's Provenance Integration
+Layer): a PROV document is kept in the store as that source's provenance, and its nodes that
+name a record (``record_id``) meet dlprov's elements that carry the same identifier.
+
+    from dlprov.prov.imports import import_document
+    report = import_document("prep.json", source="dataprep")
+    print(report.summary())
+
+``dlprov import FILE`` is the command-line twin; :func:`dlprov.query.external_lineage` follows a
+model back through dlprov's tasks into the imported provenance.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from dlprov.prov.reading import (
+    DEFAULT_RECORD_KEYS,
+    FORMATS,
+    MAX_BYTES,
+    MAX_VALUE_CHARS,
+    ProvImportError,
+    choose_format,
+    flatten,
+    parse,
+)
+from dlprov.query.external import linked_records
+from dlprov.store import external as x
+from dlprov.store.store import Store, as_store
+
+__all__ = ["DEFAULT_RECORD_KEYS", "FORMATS", "MAX_BYTES", "MAX_VALUE_CHARS", "ImportReport",
+           "ProvImportError", "import_document"]
+
+
+_PLURALS = {"entity": "entities", "activity": "activities"}
+
+
+@dataclass
+class ImportReport:
+    """What an import stored, or found stored already (``created`` False: same bytes)."""
+
+    doc_id: int
+    source: str
+    format: str
+    sha256: str
+    created: bool
+    imported_at: datetime
+    nodes: int
+    relations: int
+    bundles: int
+    kinds: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+    linked: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines for people: what was stored and how much of it meets dlprov's records."""
+        kinds = ", ".join(f"{n} {k if n == 1 else _PLURALS.get(k, k + 's')}"
+                          for k, n in sorted(self.kinds.items()))
+        head = (f"imported document {self.doc_id} from source {self.source!r} ({self.format})"
+                if self.created else
+                f"already imported as document {self.doc_id} from source {self.source!r} on "
+                f"{self.imported_at:%Y-%m-%d %H:%M:%S} (same sha256): nothing stored")
+        lines = [head,
+                 f"nodes: {self.nodes}" + (f" ({kinds})" if kinds else ""),
+                 f"relations: {self.relations}" + (f", bundles: {self.bundles}"
+                                                    if self.bundles else ""),
+                 (f"nodes naming a record: {self.records}; linked to dlprov records: "
+                  f"{self.linked}")]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def import_document(path_or_bytes: str | os.PathLike | bytes, *,
+                    store: Store | str | os.PathLike | None = None, source: str | None = None,
+                    format: str | None = None,
+                    record_keys: Sequence[str] = DEFAULT_RECORD_KEYS,
+                    record_id_from_name: bool = False, strict: bool = True,
+                    max_bytes: int = MAX_BYTES,
+                    max_value_chars: int = MAX_VALUE_CHARS) -> ImportReport:
+    """Import the PROV document at ``path_or_bytes`` (a file, or its bytes) into ``store`` as
+    the provenance of ``source`` (default: the file's name without suffix).
+
+    ``format`` is one of json, xml, ttl, trig, rdfxml, provn, jsonld (default: from the file's
+    suffix or first bytes). A node's record id is its first attribute whose local name is one
+    of ``record_keys`` (any case), else, with ``record_id_from_name``, an entity's local name.
+    Importing the same bytes again stores nothing and says so (``created`` False).
+
+    Raises :class:`ProvImportError`, with nothing stored, for a document that is not PROV, is
+    malformed, declares an XML DOCTYPE, or is over ``max_bytes`` or has a string over
+    ``max_value_chars``; with ``strict``, also for what ``prov`` reads only with a warning that
+    it will reject it."""
+    data, default_source, suffix = _read(path_or_bytes, max_bytes)
+    fmt = choose_format(format, data, suffix)
+    source = (source or default_source).strip()
+    if not source or len(source) > 255:
+        raise ProvImportError(f"source must be a name of 1 to 255 characters, got {source!r}")
+    digest = hashlib.sha256(data).hexdigest()
+    store = as_store(store)
+    engine = store.engine()
+    x.ensure_tables(engine)
+    with store.read() as conn:
+        stored = x.find_document(conn, digest)
+    said: list[str] = []
+    created = False
+    if stored is None:
+        document, said = parse(data, fmt, max_bytes=max_bytes, strict=strict)
+        rows = flatten(document, record_keys=record_keys,
+                       record_id_from_name=record_id_from_name,
+                       max_value_chars=max_value_chars)
+        header = {"source": source, "format": fmt, "sha256": digest, "size_bytes": len(data),
+                  "imported_at": datetime.now(), "node_count": len(rows.nodes),
+                  "relation_count": len(rows.relations), "bundle_count": rows.bundles,
+                  "namespaces": rows.namespaces}
+        try:
+            with engine.begin() as conn:  # one transaction: all of it or nothing
+                if x.find_document(conn, digest) is None:
+                    x.insert_document(conn, header, rows.nodes, rows.relations)
+                    created = True
+        except IntegrityError:  # the same bytes, imported at this moment by another process
+            created = False
+        with store.read() as conn:
+            stored = x.find_document(conn, digest)
+    assert stored is not None
+    return _report(store, stored, created, said)
+
+
+def _read(path_or_bytes: str | os.PathLike | bytes, max_bytes: int) -> tuple[bytes, str, str]:
+    """(bytes, default source, suffix), refusing a file over ``max_bytes`` before reading it."""
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        return bytes(path_or_bytes), "document", ""
+    path = Path(path_or_bytes)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ProvImportError(f"{path} has {size:,} bytes, over the limit of {max_bytes:,}: "
+                                  "raise max_bytes if it is genuine")
+        return path.read_bytes(), path.stem, path.suffix
+    except OSError as exc:
+        raise ProvImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _report(store: Store, stored: dict, created: bool, said: list[str]) -> ImportReport:
+    n = x.prov_node
+    with store.read() as conn:
+        rows = conn.execute(select(n.c.kind, func.count(), func.count(n.c.record_id))
+                            .where(n.c.doc_id == stored["id"]).group_by(n.c.kind)).all()
+    linked = {row["node"] for row in linked_records(store=store).records()
+              if row["doc_id"] == stored["id"]}
+    return ImportReport(doc_id=stored["id"], source=stored["source"], format=stored["format"],
+                        sha256=stored["sha256"], created=created,
+                        imported_at=stored["imported_at"], nodes=stored["node_count"],
+                        relations=stored["relation_count"], bundles=stored["bundle_count"],
+                        kinds={kind: count for kind, count, _ in rows},
+                        records=sum(named for _, _, named in rows), linked=len(linked),
+                        warnings=said)

@@ -1,0 +1,116 @@
+"""dlprov's own remote capture (``POST /v1/batch``) and the read endpoints (``GET /v1/...``).
+
+A batch is a JSON list of records (the tuples of :mod:`dlprov.model.records`, datetimes tagged
+as the recorder's spool tags them); it is applied in one transaction by the server's single
+:class:`StoreWriter`, one batch at a time: all of it is stored, or none of it.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from dlprov.errors import NotFound, StoreUnavailable, ValueRejected
+from dlprov.model import records as r
+from dlprov.model.names import check_name
+from dlprov.recorder.spool import decode
+from dlprov.store.store import Store
+from dlprov.store.writer import StoreWriter
+
+# Each kind's length and the positions that must be a str, a dict, a list.
+_SHAPES: dict[str, tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {
+    r.SPEC: (3, (1,), (2,), ()), r.EXEC_START: (3, (1,), (2,), ()),
+    r.EXEC_END: (3, (1,), (2,), ()), r.TASK_START: (3, (1,), (2,), ()),
+    r.TASK_END: (3, (1,), (2,), ()), r.ELEMENT: (4, (1, 2), (3,), ()),
+    r.USE: (4, (1, 2), (), (3,)), r.ENVIRONMENT: (3, (1,), (2,), ()),
+    r.MODEL: (3, (1,), (2,), ()),
+}
+MAX_RECORDS = 200_000
+
+
+def decode_batches(body: Any) -> list[tuple[str | None, list[tuple]]]:
+    """The ``(batch_id, records)`` pairs of a ``/v1/batch`` body: a JSON list of records (one
+    batch without id) or ``{"batches": [[batch_id or null, [record, ...]], ...]}``."""
+    if isinstance(body, list):
+        return [(None, decode_batch(body))]
+    batches = body.get("batches") if isinstance(body, dict) else None
+    if not isinstance(batches, list) or not all(
+            isinstance(b, list) and len(b) == 2 and (b[0] is None or isinstance(b[0], str))
+            for b in batches):
+        raise ValueRejected('a batch body is a JSON list of records, or {"batches": '
+                            '[[batch_id or null, [record, ...]], ...]}')
+    if sum(len(b[1]) if isinstance(b[1], list) else 0 for b in batches) > MAX_RECORDS:
+        raise ValueRejected(f"a request holds at most {MAX_RECORDS} records")
+    return [(b[0][:100] if b[0] else None, decode_batch(b[1])) for b in batches]
+
+
+def decode_batch(body: Any) -> list[tuple]:
+    """The records of one batch, checked for shape; raises ValueRejected."""
+    if not isinstance(body, list):
+        raise ValueRejected("a batch is a JSON list of records")
+    if len(body) > MAX_RECORDS:
+        raise ValueRejected(f"a batch holds at most {MAX_RECORDS} records, got {len(body)}")
+    records = []
+    for number, raw in enumerate(body, 1):
+        record = decode(raw)
+        shape = _SHAPES.get(record[0]) if isinstance(record, list) and record \
+            and isinstance(record[0], str) else None
+        if shape is None:
+            raise ValueRejected(f"record {number} is not a record: a list whose first item is "
+                                f"one of {sorted(r.KINDS)}")
+        length, texts, dicts, lists = shape
+        if len(record) != length \
+                or not all(isinstance(record[i], str) and len(record[i]) <= 200 for i in texts) \
+                or not all(isinstance(record[i], dict) for i in dicts) \
+                or not all(isinstance(record[i], list) for i in lists):
+            raise ValueRejected(f"record {number} ({record[0]}) has the wrong shape")
+        records.append(tuple(record))
+    return records
+
+
+class BatchWriter:
+    """The server's one StoreWriter, serialized: its caches are not shared between threads."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._writer: StoreWriter | None = None
+        self._lock = threading.Lock()
+
+    def applied(self, batch_ids: list[str]) -> set[str]:
+        with self._lock:
+            return self._writer_now().applied(batch_ids)
+
+    def _writer_now(self) -> StoreWriter:
+        if self._writer is None:
+            # remote clients' model paths are not this machine's files: never read them
+            self._writer = StoreWriter(self.store.engine(), read_model_files=False)
+        return self._writer
+
+    def write(self, batches: list[tuple[str | None, list[tuple]]]) -> int:
+        with self._lock:
+            try:
+                return self._writer_now().write_batches(batches)
+            except OperationalError as exc:
+                raise StoreUnavailable(f"the store cannot take the batch now: {exc.orig}") \
+                    from exc
+            except (SQLAlchemyError, LookupError, TypeError, ValueError) as exc:
+                raise ValueRejected(f"the store refused the batch, nothing of it was stored: "
+                                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}") \
+                    from exc
+
+
+def set_rows(store: Store, df_tag: str, set_tag: str, limit: int, offset: int) -> dict:
+    """One page of a set's rows, in insertion order."""
+    from dlprov.query.sql import sql
+    df_tag, set_tag = check_name("dataflow", df_tag), check_name("set", set_tag)
+    spec = store.load_spec(df_tag)
+    if spec is None:
+        raise NotFound(f"no dataflow {df_tag!r} in the store")
+    if set_tag not in spec.sets:
+        raise NotFound(f"dataflow {df_tag!r} has no set {set_tag!r}; its sets are "
+                       f"{sorted(spec.sets)}")
+    result = sql(f'SELECT * FROM "{set_tag}" ORDER BY id LIMIT :limit OFFSET :offset',
+                 store=store, dataflow=df_tag, params={"limit": limit, "offset": offset})
+    return {"dataflow": df_tag, "set": set_tag, "limit": limit, "offset": offset,
+            "rows": result.records()}
