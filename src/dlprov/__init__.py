@@ -10,19 +10,20 @@ The public surface::
 
 The DfAnalyzer-compatible API lives in :mod:`dlprov.dfa`.
 """
-from dlprov.capture.run import Run, attach, run
 from dlprov.capture.dataprep import prepare, saved, step, use_run
+from dlprov.capture.run import Run, attach, run
 from dlprov.capture.task import Task
 from dlprov.errors import (
-                           DlprovError,
-                           NameRejected,
-                           NoActiveRun,
-                           NotFound,
-                           QueryError,
-                           ReadOnlyViolation,
-                           SpecError,
-                           StoreUnavailable,
-                           ValueRejected,
+    DlprovError,
+    NameRejected,
+    NoActiveRun,
+    NotFound,
+    ProvImportError,
+    QueryError,
+    ReadOnlyViolation,
+    SpecError,
+    StoreUnavailable,
+    ValueRejected,
 )
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
 from dlprov.query import describe, list_runs, list_tasks, sql
@@ -33,6 +34,6 @@ __all__ = [
     "run", "attach", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",
     "step", "prepare", "saved", "use_run",
     "sql", "list_runs", "list_tasks", "describe",
-    "DlprovError", "NameRejected", "NoActiveRun", "NotFound", "QueryError", "ReadOnlyViolation", "SpecError",
-    "StoreUnavailable", "ValueRejected", "__version__",
+    "DlprovError", "NameRejected", "NoActiveRun", "NotFound", "ProvImportError", "QueryError",
+    "ReadOnlyViolation", "SpecError", "StoreUnavailable", "ValueRejected", "__version__",
 ]

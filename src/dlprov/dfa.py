@@ -13,16 +13,16 @@ See :mod:`dlprov.capture.dfa` for how it maps onto :func:`dlprov.run`, and what 
 """
 from dlprov.capture.dfa import Task, end_execution
 from dlprov.capture.dfa_spec import (
-                                     Attribute,
-                                     AttributeType,
-                                     Dataflow,
-                                     DataSet,
-                                     Dependency,
-                                     Element,
-                                     Set,
-                                     SetType,
-                                     TaskStatus,
-                                     Transformation,
+    Attribute,
+    AttributeType,
+    Dataflow,
+    DataSet,
+    Dependency,
+    Element,
+    Set,
+    SetType,
+    TaskStatus,
+    Transformation,
 )
 
 __all__ = [

@@ -38,3 +38,7 @@ class QueryError(DlprovError, ValueError):
 class NoActiveRun(DlprovError, RuntimeError):
     """A preprocessing step was called with no run to capture into (none given with ``run=``,
     none made current with ``dlprov.use_run``), or ``dlprov.saved`` outside any step."""
+
+
+class ProvImportError(DlprovError, ValueError):
+    """A PROV document cannot be imported: not PROV, malformed, over a limit or hostile."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dlprov.errors import NameRejected
-from dlprov.integrations.common import attribute_name
+from dlprov.model.names import attribute_name
 from dlprov.model.names import check_name
 
 

@@ -9,8 +9,17 @@ import time
 import pytest
 from prov.model import ProvDocument
 
-from dlprov.prov import (ExportError, deserialize, document, export, format_of, serialize, write,
-                         write_document, write_picture)
+from dlprov.prov import (
+    ExportError,
+    deserialize,
+    document,
+    export,
+    format_of,
+    serialize,
+    write,
+    write_document,
+    write_picture,
+)
 from dlprov.prov.picture import graph, layers, to_dot
 from tests.prov.workflows import big_run, experiment
 

@@ -12,8 +12,16 @@ from datetime import datetime
 
 import pytest
 from prov.constants import PROV_TYPE
-from prov.model import (PROV, ProvActivity, ProvAgent, ProvDerivation, ProvDocument, ProvEntity,
-                        ProvGeneration, ProvUsage)
+from prov.model import (
+    PROV,
+    ProvActivity,
+    ProvAgent,
+    ProvDerivation,
+    ProvDocument,
+    ProvEntity,
+    ProvGeneration,
+    ProvUsage,
+)
 
 from dlprov.dfa import Dataflow, end_execution
 from dlprov.errors import NotFound, QueryError
@@ -351,3 +359,43 @@ def test_predefined_workflow(predefined):
     assert str(user.identifier) == "dlprov:user/bob%40fictional.com"
     assert isinstance(attr(next(r for r in elements(doc, ProvEntity).values()
                                 if attr(r, "ds_tag") == "otrain"), "elapsed_time"), float)
+    # a model the dfa API recorded as an otrainedmodel element only, named by its model_name
+    _, trace = tags(document(model="trained_model"))
+    assert sorted(t for t in trace.values() if t) == sorted(counts)
+
+
+# -- the same on PostgreSQL --------------------------------------------------------------------
+def test_postgresql_store_exports_the_same(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from dlprov.prov import deserialize, serialize
+    from tests.conftest import postgresql_home
+
+    with postgresql_home("prov") as (url, home):
+        df_tag = f"{home}_df"
+        runs = experiment(tmp_path, store=url, df_tag=df_tag)
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            def count(statement: str) -> int:
+                return conn.execute(text(statement)).scalar_one()
+            rows = sum(count(f'SELECT COUNT(*) FROM "{df_tag}"."{t}"') for t in conn.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
+                {"s": df_tag}).scalars())
+            models, executions, tasks = (count(f"SELECT COUNT(*) FROM {t}") for t in
+                                         ("trained_model", "dataflow_execution", "task"))
+        engine.dispose()
+        doc = document(url, dataflow=df_tag)
+        assert len(elements(doc, ProvEntity)) == rows + models + 1
+        assert len(elements(doc, ProvActivity)) == executions + tasks
+        for rec in runs.values():
+            counts = per_task_counts(doc, rec.exec_tag)
+            for step in rec.steps:
+                assert counts[step.transformation] == (Counter(step.used),
+                                                       Counter(step.produced))
+        for fmt in ("provn", "json", "xml"):
+            back = deserialize(serialize(doc, fmt), fmt)
+            assert back == doc and doc == back
+        trace = document(url, model="mlp-a")
+        _, dt = tags(trace)
+        assert Counter(t for t in dt.values() if t) == Counter(
+            s.transformation for s in runs["mlp-a"].trace())

@@ -35,14 +35,14 @@ class Recorded:
 
 
 def capture(root: Path, name: str, chain: tuple[str, ...], learning_rate: float,
-            epochs: int = 3) -> Recorded:
+            epochs: int = 3, *, store: str | None = None, df_tag: str = DF) -> Recorded:
     """One candidate: audit (unrelated), loaddata, the preprocessing ``chain``, splitdata,
     train (with a model file), test, then report (after the test)."""
-    rec = Recorded(name, f"{DF}-{name}", chain, epochs)
+    rec = Recorded(name, f"{df_tag}-{name}", chain, epochs)
     workdir = root / name
     workdir.mkdir(parents=True)
-    with dlprov.run(DF, exec_tag=rec.exec_tag, user=f"user-{name}", email=f"{name}@lab.example",
-                    organization="The Lab",
+    with dlprov.run(df_tag, store=store, exec_tag=rec.exec_tag, user=f"user-{name}",
+                    email=f"{name}@lab.example", organization="The Lab",
                     capture_environment={"packages": False, "git": False}) as run:
         with run.task("audit") as audit:
             audit.output("oaudit", note="unrelated")
@@ -85,11 +85,13 @@ def capture(root: Path, name: str, chain: tuple[str, ...], learning_rate: float,
     return rec
 
 
-def experiment(root: Path) -> dict[str, Recorded]:
-    """Two candidates of dataflow ``exp``: a three-step preprocessing chain, and a one-step one."""
+def experiment(root: Path, store: str | None = None, df_tag: str = DF) -> dict[str, Recorded]:
+    """Two candidates of dataflow ``df_tag``: a three-step preprocessing chain, and a one-step
+    one."""
+    where = {"store": store, "df_tag": df_tag}
     return {rec.name: rec for rec in (
-        capture(root, "mlp-a", ("clean", "normalize", "augment"), 0.001),
-        capture(root, "mlp-b", ("normalize",), 0.01, epochs=2),
+        capture(root, "mlp-a", ("clean", "normalize", "augment"), 0.001, **where),
+        capture(root, "mlp-b", ("normalize",), 0.01, epochs=2, **where),
     )}
 
 

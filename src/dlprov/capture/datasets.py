@@ -10,7 +10,8 @@ The digests, so that anyone can recompute them:
   .tobytes())``; cells that cannot be hashed (lists, dicts) are hashed as their ``str()``.
 - NumPy: ``sha256(f"numpy {a.dtype.str} {a.shape}\\n".encode() + a.tobytes())``; object arrays
   hash the ``repr()`` of each item instead of ``tobytes()`` (which would be addresses).
-- SciPy sparse: the CSR form's ``data``, ``indices`` and ``indptr`` after a header like NumPy's.
+- SciPy sparse: ``data``, ``indices`` and ``indptr`` of the canonical CSR form (no stored
+  zeros, duplicates summed, indices sorted) after ``f"scipy.sparse {dtype.str} {shape}\n"``.
 - Record ids: an array's as NumPy's; pandas ids (an index or a column) as
   ``sha256(pd.util.hash_pandas_object(ids, index=False).values.tobytes())``.
 """
@@ -55,6 +56,9 @@ class Limits:
     max_ids: int = 1000
     max_columns: int = 1000
     max_digest_bytes: int | None = None
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def kind_of(obj: Any) -> str | None:
     return None
 
 
-def describe(obj: Any, limits: Limits = Limits()) -> Description:
+def describe(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Description:
     """Describe ``obj`` (a dataset: see :func:`kind_of`)."""
     kind = kind_of(obj)
     if kind is None:
@@ -148,8 +152,10 @@ def _digest(obj: Any, kind: str) -> str:
     if kind == "numpy.ndarray":
         return _numpy_digest(obj)
     csr = obj.tocsr(copy=True)
-    csr.sum_duplicates()  # one canonical form for equal matrices
-    found = hashlib.sha256(f"{kind} {csr.dtype.str} {csr.shape}\n".encode())
+    csr.eliminate_zeros()  # one canonical form for equal matrices, whatever their format
+    csr.sum_duplicates()
+    csr.sort_indices()
+    found = hashlib.sha256(f"scipy.sparse {csr.dtype.str} {csr.shape}\n".encode())
     for part in (csr.data, csr.indices, csr.indptr):
         found.update(part.tobytes())
     return found.hexdigest()

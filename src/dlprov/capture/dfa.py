@@ -265,7 +265,8 @@ def _execution_for(dataflow: Dataflow | str, exec_tag: str, transformation: str)
         if declared is not None:
             spec = declared.spec()
             _roles(spec, transformation)
-            run = Run(df_tag, exec_tag=exec_tag, store=store, spec=spec, user=declared.email)
+            run = Run(df_tag, exec_tag=exec_tag, store=store, spec=spec, user=declared.email,
+                      email=declared.email)
         else:  # declared by another process: use the stored spec
             spec = m.DataflowSpec.from_dict(specbook_for(store, df_tag).snapshot())
             if not spec.transformations:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from dlprov.capture.dataprep import Step, datasets_in, set_names
-from dlprov.capture.datasets import Limits
+from dlprov.capture.datasets import DEFAULT_LIMITS, Limits
 from dlprov.capture.parameters import NOT_PLAIN, plain
-from dlprov.integrations.common import attribute_name
+from dlprov.capture.steps import Step, datasets_in, set_names
+from dlprov.model.names import attribute_name
 from dlprov.model.names import check_name
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Transformer:
 
     def __init__(self, estimator: Any, name: str | None = None, *, run: "Run | None" = None,
                  outputs: Any = None, params_set: str | None = None,
-                 inputs_set: str | None = None, limits: Limits = Limits()) -> None:
+                 inputs_set: str | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         if is_pipeline(estimator) and (outputs or params_set or inputs_set):
             raise ValueError("outputs, params_set and inputs_set name the sets of one task; a "
                              "Pipeline makes one task per step, named after the step")

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Mapping
 
 from dlprov.errors import ValueRejected
-from dlprov.integrations.common import attribute_name
+from dlprov.model.names import attribute_name
 from dlprov.model.spec import Attribute, AttributeType
 from dlprov.model.values import converter, infer_type
 

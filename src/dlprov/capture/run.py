@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import uuid
+from contextvars import ContextVar
 from datetime import datetime
 from itertools import count
 from typing import Iterable, Mapping
@@ -20,6 +21,14 @@ from dlprov.recorder.recorder import recorder_for
 from dlprov.store.store import Store
 
 CAPTURE_ENVIRONMENT_ENV = "DLPROV_CAPTURE_ENVIRONMENT"
+
+# The run of the innermost `with dlprov.run(...)` block (per thread and task).
+_active: ContextVar["Run | None"] = ContextVar("dlprov_active_run", default=None)
+
+
+def current_run() -> "Run | None":
+    """The run whose ``with`` block is running here, if any (data-preparation steps use it)."""
+    return _active.get()
 
 
 class Run:
@@ -130,10 +139,16 @@ class Run:
         return self.recorder.flush(wait=True, timeout=timeout)
 
     def __enter__(self) -> "Run":
+        self._active_token = _active.set(self)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.end(exc)
+        try:
+            self.end(exc)
+        finally:
+            token = getattr(self, "_active_token", None)
+            if token is not None:
+                _active.reset(token)
 
     def __repr__(self) -> str:
         return f"<dlprov Run {self.exec_tag!r} of {self.df_tag!r}: {self.status}>"

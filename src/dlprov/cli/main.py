@@ -9,6 +9,7 @@ from dlprov import __version__
 from dlprov.cli.export import export
 from dlprov.cli.imports import import_command
 from dlprov.cli.options import dataflow_option, format_option
+from dlprov.cli.package import inspect_command, package_command, verify_command
 from dlprov.cli.output import render, render_records
 from dlprov.cli.query import query
 from dlprov.cli.serve import serve
@@ -130,6 +131,9 @@ cli.add_command(export)
 cli.add_command(query)
 cli.add_command(import_command)
 cli.add_command(serve)
+cli.add_command(package_command)
+cli.add_command(verify_command)
+cli.add_command(inspect_command)
 
 
 def main() -> None:

@@ -10,24 +10,20 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from dlprov.capture.run import Run
 from dlprov.capture.run import run as start_run
 from dlprov.capture.task import Task
-from dlprov.errors import NameRejected
-from dlprov.model.names import (
+from dlprov.model.names import (  # noqa: F401  (attribute_name: the integrations' name rule)
     ITRAIN,
-    MAX_NAME_LENGTH,
     OTEST,
     OTRAIN,
     OTRAINEDMODEL,
     TEST,
     TRAIN,
-    check_name,
-    task_column,
+    attribute_name,
 )
 from dlprov.model.spec import Attribute, AttributeType
 
@@ -45,26 +41,7 @@ _EPOCH_ATTRIBUTES = (Attribute("timestamp", AttributeType.TIMESTAMP),
                      Attribute("epoch", AttributeType.NUMERIC),
                      Attribute("elapsed_time", AttributeType.NUMERIC))
 _TEST_ATTRIBUTES = (Attribute("timestamp", AttributeType.TIMESTAMP),)
-_UNSAFE = re.compile(r"[^a-z0-9_]+")
-_TASK_COLUMN = task_column("")  # "_task_id"
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@functools.lru_cache(maxsize=4096)  # the same few metric names, every epoch or batch
-def attribute_name(name: str) -> str:
-    """A framework's metric name as an attribute name: ``train/loss`` -> ``train_loss``,
-    ``val_acc@1`` -> ``val_acc_1``; never one the store refuses or a set table's own column:
-    ``id`` -> ``m_id``, ``task`` -> ``m_task``, ``train_task_id`` -> ``train_taskid``."""
-    cleaned = re.sub("_+", "_", _UNSAFE.sub("_", str(name).lower())).strip("_")
-    if not cleaned or not cleaned[0].isalpha():
-        cleaned = f"m_{cleaned}"
-    cleaned = cleaned[:MAX_NAME_LENGTH].rstrip("_")
-    if cleaned.endswith(_TASK_COLUMN):
-        cleaned = cleaned[:-len(_TASK_COLUMN)] + "_taskid"
-    try:
-        return check_name("attribute", cleaned)
-    except NameRejected:  # id, and the store's reserved names: task, environment, ...
-        return f"m_{cleaned}"[:MAX_NAME_LENGTH].rstrip("_")
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

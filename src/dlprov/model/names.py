@@ -5,6 +5,7 @@ SQLAlchemy and never interpolated into SQL text.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from dlprov.errors import NameRejected
@@ -51,3 +52,24 @@ TRAIN, TEST = "train", "test"
 def task_column(transformation: str) -> str:
     """The set-table column that holds the id of a task of ``transformation``."""
     return f"{transformation}_task_id"
+
+
+_UNSAFE = re.compile(r"[^a-z0-9_]+")
+_TASK_COLUMN = task_column("")  # "_task_id"
+
+
+@functools.lru_cache(maxsize=4096)  # the same few metric names, every epoch or batch
+def attribute_name(name: str) -> str:
+    """A framework's metric name as an attribute name: ``train/loss`` -> ``train_loss``,
+    ``val_acc@1`` -> ``val_acc_1``; never one the store refuses or a set table's own column:
+    ``id`` -> ``m_id``, ``task`` -> ``m_task``, ``train_task_id`` -> ``train_taskid``."""
+    cleaned = re.sub("_+", "_", _UNSAFE.sub("_", str(name).lower())).strip("_")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = f"m_{cleaned}"
+    cleaned = cleaned[:MAX_NAME_LENGTH].rstrip("_")
+    if cleaned.endswith(_TASK_COLUMN):
+        cleaned = cleaned[:-len(_TASK_COLUMN)] + "_taskid"
+    try:
+        return check_name("attribute", cleaned)
+    except NameRejected:  # id, and the store's reserved names: task, environment, ...
+        return f"m_{cleaned}"[:MAX_NAME_LENGTH].rstrip("_")

@@ -15,7 +15,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from lxml import etree
 from prov import serializers
@@ -30,7 +30,7 @@ from prov.model import (
     ProvWarning,
 )
 
-from dlprov.errors import DlprovError
+from dlprov.errors import ProvImportError
 from dlprov.prov.export import TEXT_FORMATS
 from dlprov.store.external import MAX_KEY_BYTES, record_id
 
@@ -56,10 +56,6 @@ DEFAULT_RECORD_KEYS = ("record_id", "recordId", "id_record", "sha256", "digest")
 _KINDS = {"entity", "activity", "agent"}
 _SECURE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                               huge_tree=False)
-
-
-class ProvImportError(DlprovError, ValueError):
-    """A document cannot be imported: not PROV, malformed, over a limit or hostile."""
 
 
 @dataclass
@@ -289,10 +285,3 @@ def _short(exc: Any, length: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= length else text[:length] + "..."
 
-
-def kinds_count(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """How many rows of each ``kind``."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["kind"]] = counts.get(row["kind"], 0) + 1
-    return counts

@@ -65,11 +65,12 @@ class Store:
 
     @staticmethod
     def _schema_present(engine: Engine) -> bool:
-        """One cheap query when the store exists (the usual case), instead of reflecting it:
-        the newest core table answers only if every older one was created with it."""
+        """Whether every table exists: an empty SELECT on each, far cheaper than reflection, so
+        a store made by an older dlprov still gets the tables added since."""
         try:
             with engine.connect() as conn:
-                conn.execute(select(schema.trained_model.c.id).limit(0)).all()
+                for table in schema.metadata.sorted_tables:
+                    conn.execute(select(*table.primary_key.columns or table.columns).limit(0)).all()
             return True
         except SQLAlchemyError:
             return False
