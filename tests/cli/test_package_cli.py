@@ -43,7 +43,8 @@ def test_verify_ok(runner, package):
 def test_verify_tampered_model(runner, package):
     with zipfile.ZipFile(package) as zf:
         members = {name: zf.read(name) for name in zf.namelist()}
-    members["model/mlp-t.pt"] = members["model/mlp-t.pt"][:-1] + bytes([members["model/mlp-t.pt"][-1] ^ 1])
+    model = members["model/mlp-t.pt"]
+    members["model/mlp-t.pt"] = model[:-1] + bytes([model[-1] ^ 1])
     with zipfile.ZipFile(package, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)

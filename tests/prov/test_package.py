@@ -20,7 +20,7 @@ from dlprov.prov.package import (
     package_model,
     verify_package,
 )
-from tests.prov.workflows import DF, capture, experiment
+from tests.prov.workflows import DF, experiment
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # rdflib 7, via prov
 
@@ -34,7 +34,7 @@ def torch_candidate(root: Path, store: str | None = None) -> str:
         with run.task("loaddata") as load:
             load.input("iinputdataset", dataset_name="digits")
             load.output("oloaddata", dataset_dir=root / "raw.npz")
-        previous, data = load, "oloaddata"
+        previous = load
         for step in ("clean", "normalize", "augment"):
             with run.task(step, depends_on=previous) as task:
                 task.input(f"i{step}", method=step)
@@ -193,3 +193,41 @@ def test_model_file_gone(models, tmp_path):
     (tmp_path / "torch" / "mlp-t.pt").unlink()
     with pytest.raises(PackageError, match="not there any more"):
         package_model("mlp-t", tmp_path / "t.zip")
+
+
+def test_extract_holds_exactly_the_trace(package, models):
+    import sqlite3
+    with zipfile.ZipFile(package) as zf:
+        data = zf.read(EXTRACT)
+    path = Path("extract.db")
+    path.write_bytes(data)
+    with sqlite3.connect(path) as conn:
+        transformations = {row[0] for row in conn.execute(
+            "SELECT dt.tag FROM task t JOIN data_transformation dt ON dt.id = t.dt_id")}
+        executions = [row[0] for row in conn.execute("SELECT tag FROM dataflow_execution")]
+        models_held = [row[0] for row in conn.execute("SELECT name FROM trained_model")]
+    conn.close()
+    assert transformations == {"loaddata", "clean", "normalize", "augment", "splitdata",
+                               "train", "test"}
+    assert executions == [f"{DF}-mlp-t"] and models_held == ["mlp-t"]
+
+
+def test_a_model_saved_as_a_folder(store_path, tmp_path):
+    folder = tmp_path / "saved"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables" / "data").write_bytes(b"weights")
+    with dlprov.run("keras", exec_tag="keras-1", capture_environment=False) as run:
+        with run.task("train") as train:
+            train.input("itrain", learning_rate=0.1)
+            train.output("otrain", epoch=1, loss=0.5)
+            train.model(folder, name="saved")
+        with run.task("test", depends_on=train, uses=["otrainedmodel"]) as test:
+            test.output("otest", accuracy=0.5)
+    path = package_model("saved", tmp_path / "saved.zip")
+    with zipfile.ZipFile(path) as zf:
+        assert {"model/saved/saved_model.pb", "model/saved/variables/data"} <= set(zf.namelist())
+    assert verify_package(path).ok, str(verify_package(path))
+    assert inspect_package(path, "q7").rows == q.q7("saved").rows
+    _rewrite(path, lambda name, data: b"other" if name == "model/saved/variables/data" else data)
+    assert "the store recorded" in str(verify_package(path))

@@ -7,10 +7,11 @@ import click
 
 from dlprov import __version__
 from dlprov.cli.export import export
+from dlprov.cli.graph import graph
 from dlprov.cli.imports import import_command
 from dlprov.cli.options import dataflow_option, format_option
-from dlprov.cli.package import inspect_command, package_command, verify_command
 from dlprov.cli.output import render, render_records
+from dlprov.cli.package import inspect_command, package_command, verify_command
 from dlprov.cli.query import query
 from dlprov.cli.serve import serve
 from dlprov.errors import DlprovError
@@ -131,6 +132,7 @@ cli.add_command(export)
 cli.add_command(query)
 cli.add_command(import_command)
 cli.add_command(serve)
+cli.add_command(graph)
 cli.add_command(package_command)
 cli.add_command(verify_command)
 cli.add_command(inspect_command)

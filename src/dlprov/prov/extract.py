@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, or_, select
 from sqlalchemy.types import NullType

@@ -24,11 +24,12 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from dlprov.errors import DlprovError
 from dlprov.prov import ids
@@ -39,7 +40,6 @@ from dlprov.prov.picture import render
 from dlprov.query.building import Context
 from dlprov.query.sql import QueryResult
 from dlprov.store import schema as s
-from dlprov.store.files import file_digest
 from dlprov.store.store import Store
 
 FORMAT_VERSION = 1
@@ -105,7 +105,7 @@ def package_model(model: str, path: str | os.PathLike, store: Store | str | None
         manifest = {
             "format_version": FORMAT_VERSION,
             "dlprov_version": _version(),
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "dataflow": ctx.spec.tag,
             "model": {"model_id": found.model_id, "name": found.name,
                       "exec_tag": found.exec_tag, "train_task_id": found.train_task_id,
@@ -183,7 +183,7 @@ def _open(path: str | os.PathLike) -> tuple[zipfile.ZipFile, dict[str, Any]]:
                            f"with '..'): {', '.join(map(repr, unsafe[:5]))}; refused")
     try:
         manifest = json.loads(zf.read(MANIFEST))
-        manifest["members"], manifest["model"]  # noqa: B018  (both must be there)
+        manifest["members"], manifest["model"]
     except (KeyError, ValueError, TypeError) as exc:
         zf.close()
         raise PackageError(f"{os.fspath(path)} is not a dlprov package: no readable "
@@ -246,7 +246,7 @@ def _check_document(zf: zipfile.ZipFile, model: dict[str, Any], actual: str,
                     verdict: Verdict) -> None:
     try:
         doc = deserialize(zf.read(PROV_JSON), "json")
-    except Exception as exc:  # prov raises many kinds on malformed input
+    except Exception as exc:  # noqa: BLE001  (prov raises many kinds on malformed input)
         verdict.fail(f"{PROV_JSON} is not a well-formed PROV-JSON document: "
                      f"{type(exc).__name__}: {exc}")
         return
@@ -275,7 +275,7 @@ def _check_extract(zf: zipfile.ZipFile, model: dict[str, Any], actual: str,
         try:
             with store.read() as conn:
                 found = dict(model_ids(conn))
-        except Exception as exc:  # a damaged database file
+        except (DlprovError, SQLAlchemyError) as exc:  # a damaged database file
             verdict.fail(f"{EXTRACT} cannot be read: {exc}")
             return
         finally:
