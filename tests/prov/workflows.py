@@ -35,9 +35,10 @@ class Recorded:
 
 
 def capture(root: Path, name: str, chain: tuple[str, ...], learning_rate: float,
-            epochs: int = 3, *, store: str | None = None, df_tag: str = DF) -> Recorded:
+            epochs: int = 3, *, store: str | None = None, df_tag: str = DF,
+            tests: int = 1) -> Recorded:
     """One candidate: audit (unrelated), loaddata, the preprocessing ``chain``, splitdata,
-    train (with a model file), test, then report (after the test)."""
+    train (with a model file), ``tests`` tests, then report (after the last test)."""
     rec = Recorded(name, f"{df_tag}-{name}", chain, epochs)
     workdir = root / name
     workdir.mkdir(parents=True)
@@ -75,10 +76,11 @@ def capture(root: Path, name: str, chain: tuple[str, ...], learning_rate: float,
             rec.model_id = train.model(model_file, name=name, framework="torch")
         rec.steps.append(Step("train", {"otrainset": 1, "itrain": 1},
                               {"otrain": epochs, "otrainedmodel": 1}))
-        with run.task("test", depends_on=[split, train],
-                      uses=["otestset", "otrainedmodel"]) as test:
-            test.output("otest", loss=0.3, accuracy=0.9)
-        rec.steps.append(Step("test", {"otestset": 1, "otrainedmodel": 1}, {"otest": 1}))
+        for _ in range(tests):
+            with run.task("test", depends_on=[split, train],
+                          uses=["otestset", "otrainedmodel"]) as test:
+                test.output("otest", loss=0.3, accuracy=0.9)
+            rec.steps.append(Step("test", {"otestset": 1, "otrainedmodel": 1}, {"otest": 1}))
         with run.task("report", depends_on=test) as report:
             report.output("oreport", summary="done")
         rec.steps.append(Step("report", {"otest": 1}, {"oreport": 1}))

@@ -15,8 +15,9 @@ from dlprov.store.store import Store
               help="Only this model's derivation trace (its id, name or file path).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
               help="Output format (default: from the extension of -o, else json).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Where to write (default: standard output, for text formats).")
+@click.option("--output", "-o", type=click.Path(), metavar="FILE",
+              help="Where to write (default: standard output, for text formats); neo4j-csv: "
+                   "a folder, or a .zip file.")
 @click.option("--max-nodes", default=150, show_default=True, type=click.IntRange(1),
               help="Pictures: summarise graphs larger than this.")
 @click.pass_context
@@ -24,12 +25,15 @@ def export(ctx: click.Context, df_tag: str | None, run: str | None, model: str |
            fmt: str | None, output: str | None, max_nodes: int) -> None:
     """Export provenance as W3C PROV: a whole dataflow (default), one execution (--run) or
     one model's derivation trace (--model), as PROV-N, PROV-JSON, PROV-XML, Turtle or TriG,
-    or drawn as SVG, PNG or PDF.
+    or drawn as SVG, PNG or PDF; or for Neo4j, as a Cypher script of MERGE statements
+    (cypher) or neo4j-admin import CSV files (neo4j-csv).
 
     \b
       dlprov export --run mnist-1 -o mnist-1.provn
       dlprov export --model mlp-adam --format json
       dlprov export --dataflow mnist -o mnist.svg
+      dlprov export --dataflow mnist -o mnist.cypher
+      dlprov export --dataflow mnist --format neo4j-csv -o mnist-neo4j/
     """
     from dlprov.prov.export import export as export_text
     from dlprov.prov.export import write
@@ -40,6 +44,8 @@ def export(ctx: click.Context, df_tag: str | None, run: str | None, model: str |
     if output is None:
         if fmt in PICTURE_FORMATS:
             raise click.UsageError(f"a {fmt} picture needs a file: give -o FILE.{fmt}")
+        if fmt == "neo4j-csv":
+            raise click.UsageError("neo4j-csv needs a place: give -o FOLDER or -o FILE.zip")
         click.echo(export_text(Store(ctx.obj), dataflow=df_tag, run=run, model=model,
                                format=fmt), nl=False)
         return

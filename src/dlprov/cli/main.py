@@ -9,6 +9,7 @@ from dlprov import __version__
 from dlprov.cli.export import export
 from dlprov.cli.graph import graph
 from dlprov.cli.imports import import_command
+from dlprov.cli.neo4j import neo4j
 from dlprov.cli.options import dataflow_option, format_option
 from dlprov.cli.output import render, render_records
 from dlprov.cli.package import inspect_command, package_command, verify_command
@@ -128,11 +129,25 @@ def replay(ctx: click.Context, spooled: str | None, store_url: str | None) -> No
         ctx.exit(1)
 
 
+@cli.command()
+@click.option("--from", "source", required=True, metavar="URL",
+              help="Store to copy from (URL or SQLite path).")
+@click.option("--to", "target", required=True, metavar="URL",
+              help="Empty store to copy into (URL or SQLite path).")
+def migrate(source: str, target: str) -> None:
+    """Copy a whole store to another (SQLite <-> PostgreSQL), ids preserved, in one
+    transaction; the target must be empty."""
+    from dlprov.store.migrate import migrate as migrate_store
+    report = migrate_store(source, target)
+    click.echo(f"migrated {report.total} rows in {len(report.rows)} tables")
+
+
 cli.add_command(export)
 cli.add_command(query)
 cli.add_command(import_command)
 cli.add_command(serve)
 cli.add_command(graph)
+cli.add_command(neo4j)
 cli.add_command(package_command)
 cli.add_command(verify_command)
 cli.add_command(inspect_command)

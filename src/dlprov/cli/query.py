@@ -19,6 +19,10 @@ _sql_option = click.option("--sql", "show_sql", is_flag=True,
                            help="Print the SQL and its parameters instead of running it.")
 _model_option = click.option("--model", "-m", metavar="MODEL", required=True,
                              help="The model: its id, its name or the path of its file.")
+_engine_option = click.option("--engine", type=click.Choice(["sql", "cypher"]), default="sql",
+                              show_default=True,
+                              help="Answer from the store (SQL) or its provenance graph "
+                                   "(Cypher, see dlprov.graph.ask); --sql prints the query.")
 _learning_rate_option = click.option("--learning-rate", type=float, metavar="RATE",
                                      help="Only trainings with this learning rate.")
 
@@ -48,6 +52,9 @@ def _question(question_id: str, *options: Callable) -> None:
     def command(ctx: click.Context, df_tag: str | None, fmt: str, show_sql: bool,
                 **params: Any) -> None:
         from dlprov.query.questions import prepare
+        if params.pop("engine", "sql") == "cypher":
+            _cypher(question_id, params["model"], Store(ctx.obj), df_tag, fmt, show_sql)
+            return
         statement = prepare(question_id, store=Store(ctx.obj), dataflow=df_tag, **params)
         if show_sql:
             click.echo(str(statement))
@@ -60,6 +67,18 @@ def _question(question_id: str, *options: Callable) -> None:
         command = option(command)
     query.command(question_id, help=f"{question.title}\n\n{details}",
                   short_help=question.title)(command)
+
+
+def _cypher(question_id: str, model: str, store: Store, df_tag: str | None, fmt: str,
+            show_sql: bool) -> None:
+    """``--engine cypher``: the twin of :func:`dlprov.graph.ask` (``--sql``: of ``prepare``)."""
+    from dlprov.graph.questions import ask, prepare
+    if show_sql:
+        text, params = prepare(question_id, model, store=store, dataflow=df_tag)
+        click.echo(f"{text}\n-- parameters: {params}")
+        return
+    result = ask(question_id, model, store=store, dataflow=df_tag)
+    click.echo(render(result.columns, result.rows, fmt))
 
 
 _question("q1", click.option("--learning-rate", type=float, metavar="RATE", required=True,
@@ -76,6 +95,6 @@ _question("q6", click.option("--training-set", metavar="NAME", required=True,
                              help="A file path (or its last part) or dataset name of the data "
                                   "the models were trained on."))
 for _id in ("q7", "q8", "q9", "q10", "q11", "q12"):
-    _question(_id, _model_option)
+    _question(_id, _model_option, _engine_option)
 query.add_command(external)
 query.add_command(linked)

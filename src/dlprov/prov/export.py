@@ -34,11 +34,14 @@ TEXT_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
     "trig": ("rdf", {"rdf_format": "trig"}),
 }
 PICTURE_FORMATS = ("svg", "png", "pdf")
-FORMATS = (*TEXT_FORMATS, *PICTURE_FORMATS)
+#: Neo4j loading: a MERGE script, and neo4j-admin import CSV files (a zip, or a folder)
+GRAPH_FORMATS = ("cypher", "neo4j-csv")
+FORMATS = (*TEXT_FORMATS, *PICTURE_FORMATS, *GRAPH_FORMATS)
 #: the text formats that carry bundles; the others get the flattened document
 BUNDLE_FORMATS = frozenset({"provn", "json", "xml", "trig"})
 
-_ALIASES = {"turtle": "ttl", "provx": "xml", "provjson": "json", "prov-n": "provn"}
+_ALIASES = {"turtle": "ttl", "provx": "xml", "provjson": "json", "prov-n": "provn",
+            "cql": "cypher", "neo4j_csv": "neo4j-csv"}
 
 
 class ExportError(DlprovError, ValueError):
@@ -69,6 +72,12 @@ def serialize(doc: ProvDocument, format: str = "json", *, max_nodes: int = 150) 
     if format in PICTURE_FORMATS:
         from dlprov.prov.picture import render
         return render(doc, format, max_nodes=max_nodes)
+    if format == "cypher":
+        from dlprov.graph.neo4j_files import to_cypher
+        return to_cypher(doc).encode("utf-8")
+    if format == "neo4j-csv":
+        from dlprov.graph.neo4j_files import csv_zip
+        return csv_zip(doc)
     serializer, options = TEXT_FORMATS[format]
     if format not in BUNDLE_FORMATS:
         doc = doc.flattened()
@@ -82,8 +91,8 @@ def serialize(doc: ProvDocument, format: str = "json", *, max_nodes: int = 150) 
 def deserialize(content: str | bytes, format: str) -> ProvDocument:
     """Read a document written by :func:`serialize` (a text format) back with ``prov``."""
     format = check_format(format)
-    if format in PICTURE_FORMATS:
-        raise ExportError(f"a {format} picture cannot be read back as a PROV document")
+    if format in PICTURE_FORMATS or format in GRAPH_FORMATS:
+        raise ExportError(f"a {format} file cannot be read back as a PROV document")
     serializer, options = TEXT_FORMATS[format]
     if isinstance(content, bytes):
         content = content.decode("utf-8")
@@ -103,12 +112,13 @@ def export(store: Store | str | None = None, *, dataflow: str | None = None,
            run: str | int | None = None, model: str | None = None, format: str = "json",
            max_nodes: int = 150) -> str | bytes:
     """The PROV of a dataflow, one execution (``run``) or one model's trace (``model``) in
-    ``format``: text for provn, json, xml, ttl and trig; bytes for svg, png and pdf. See
+    ``format``: text for provn, json, xml, ttl, trig and cypher; bytes for svg, png, pdf and
+    neo4j-csv (a zip archive). See
     :func:`dlprov.prov.mapping.document` for the scopes."""
     format = check_format(format)
     data = serialize(document(store, dataflow=dataflow, run=run, model=model), format,
                      max_nodes=max_nodes)
-    return data if format in PICTURE_FORMATS else data.decode("utf-8")
+    return data if format in PICTURE_FORMATS or format == "neo4j-csv" else data.decode("utf-8")
 
 
 def write(path: str | os.PathLike, store: Store | str | None = None, *,
@@ -123,10 +133,14 @@ def write(path: str | os.PathLike, store: Store | str | None = None, *,
 
 def write_document(doc: ProvDocument, path: str | os.PathLike, format: str | None = None, *,
                    max_nodes: int = 150) -> Path:
-    """Write a document already built (e.g. :func:`dlprov.prov.model_document`) to ``path``."""
+    """Write a document already built (e.g. :func:`dlprov.prov.model_document`) to ``path``;
+    neo4j-csv goes into the folder ``path``, or a zip archive if it ends in ``.zip``."""
     path = Path(path)
-    data = serialize(doc, check_format(format) if format else format_of(path),
-                     max_nodes=max_nodes)
+    format = check_format(format) if format else format_of(path)
+    if format == "neo4j-csv":
+        from dlprov.graph.neo4j_files import write_csv
+        return write_csv(doc, path)
+    data = serialize(doc, format, max_nodes=max_nodes)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path

@@ -59,9 +59,10 @@ class Graph:
         return found
 
 
-def graph(doc: ProvDocument, max_nodes: int = 150) -> Graph:
+def graph(doc: ProvDocument, max_nodes: int = 150, *, group: bool = False) -> Graph:
     """The graph drawn for ``doc``: every entity, activity and agent (of every bundle) and the
-    first two arguments of every relation; summarised beyond ``max_nodes`` nodes."""
+    first two arguments of every relation; summarised beyond ``max_nodes`` nodes, and with
+    ``group`` the elements of one set made by one task (the epochs of ``otrain``) always."""
     found = Graph()
     attributes: dict[str, dict[str, object]] = defaultdict(dict)
     relations = []
@@ -82,6 +83,8 @@ def graph(doc: ProvDocument, max_nodes: int = 150) -> Graph:
         found.edges[(str(a), str(b), PROV_N_MAP[record.get_type()])] += 1
     for key, node in found.nodes.items():
         node.label, node.tag = _label(key, node.kind, attributes[key])
+    if group:
+        found = _summarise(found, _by_set_and_task(found))
     for summary in (_by_set_and_task, _by_transformation):
         if len(found.nodes) <= max_nodes:
             break
@@ -213,23 +216,24 @@ def layers(g: Graph) -> list[list[str]]:
 
 
 # -- rendering -------------------------------------------------------------------------------
-def render(doc: ProvDocument, format: str = "svg", *, max_nodes: int = 150) -> bytes:
-    """``doc`` drawn as an SVG, PNG or PDF file's bytes."""
+def render(doc: ProvDocument, format: str = "svg", *, max_nodes: int = 150,
+           group: bool = False) -> bytes:
+    """``doc`` drawn as an SVG, PNG or PDF file's bytes (``group``: see :func:`graph`)."""
     format = format.lower().lstrip(".")
     if format not in PICTURE_FORMATS:
         raise ValueError(f"unknown picture format {format!r}: use one of "
                          f"{', '.join(PICTURE_FORMATS)}")
-    drawn = graph(doc, max_nodes)
+    drawn = graph(doc, max_nodes, group=group)
     if shutil.which("dot"):
         return render_dot(drawn, format)
     return render_matplotlib(drawn, format)
 
 
 def write_picture(doc: ProvDocument, path: str | os.PathLike, format: str | None = None, *,
-                  max_nodes: int = 150) -> Path:
+                  max_nodes: int = 150, group: bool = False) -> Path:
     """Draw ``doc`` into ``path``; the format defaults to its extension (svg, png, pdf)."""
     path = Path(path)
-    data = render(doc, format or path.suffix, max_nodes=max_nodes)
+    data = render(doc, format or path.suffix, max_nodes=max_nodes, group=group)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path

@@ -115,3 +115,9 @@ def _grow_set_tables(conn: Connection, previous: DataflowSpec, merged: DataflowS
             conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}{ddl}")
             if column.name in task_columns:
                 s.task_column_index(table, column.name).create(conn, checkfirst=True)
+
+
+def create_set_tables(conn: Connection, spec: DataflowSpec) -> None:
+    """Create the set tables (and the dataflow's namespace) of ``spec`` where they are missing,
+    without storing a version: for a store whose catalogue rows are copied as they were."""
+    _grow_set_tables(conn, DataflowSpec(spec.tag), spec)
