@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from datetime import datetime
 from itertools import count
 from pathlib import Path
 

@@ -11,7 +11,6 @@ out the way the original DLProv loaded it into Neo4j, so that its Cypher queries
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
