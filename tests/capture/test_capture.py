@@ -413,3 +413,16 @@ def test_one_instant_is_stored_as_one_time_however_it_is_given(store_path) -> No
             train.output("oevents", at=instant.astimezone(timezone.utc))
     stored = {r["at"] for r in _read_set(store_path, "mnist", "oevents")}
     assert stored == {instant.astimezone().replace(tzinfo=None)}  # naive local time
+
+
+@pytest.mark.parametrize("value", [5, 0, 2.5, "7", [1, 2], {"a": None}, True])
+def test_json_values_read_back_as_given(sql, value) -> None:
+    # Found by the property tests: SQLite's numeric affinity turned the JSON text 5 into 5.
+    with dlprov.run("jsonvalues") as run:
+        run.declare_set("oconfig", [dlprov.Attribute("config", "json")])
+        with run.task("train") as train:
+            train.output("oconfig", config=value)
+    [(stored,)] = sql("SELECT config FROM jsonvalues__oconfig")
+    assert isinstance(stored, str) and json.loads(stored) == value
+    [record] = dlprov.sql("SELECT config FROM oconfig").records()
+    assert record["config"] in (stored, value)

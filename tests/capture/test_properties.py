@@ -29,7 +29,8 @@ names = st.one_of(st.sampled_from(["num", "txt", "meta", "seq"]), st.text(max_si
                   st.sampled_from(["NUM", "x-y", "1abc", "select", "a b", "", "_" * 200,
                                    "id", "train_task_id"]))
 
-SETTINGS = settings(max_examples=100, deadline=None,
+# derandomize: CI runs the same examples every time (a failure is reproducible, never flaky)
+SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow, HealthCheck.data_too_large])
 

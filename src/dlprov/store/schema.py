@@ -8,6 +8,8 @@ the prefix ``<df_tag>__``; ``dlprov sql --dataflow`` makes the bare set names re
 """
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 
@@ -189,12 +192,33 @@ applied_batch = Table(
     Column("applied_at", DateTime),
 )
 
+class JsonValue(TypeDecorator):
+    """A JSON attribute. In SQLite it is a TEXT column holding JSON text: a column declared
+    JSON has numeric affinity there, which would turn the JSON text ``5`` into the integer 5."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(Text() if dialect.name == "sqlite" else JSON())
+
+    def process_bind_param(self, value, dialect):
+        if dialect.name == "sqlite" and value is not None:
+            return json.dumps(value, allow_nan=False)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if dialect.name == "sqlite" and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+
 COLUMN_TYPES = {
     AttributeType.TEXT: Text,
     AttributeType.FILE: Text,
     AttributeType.NUMERIC: Double,
     AttributeType.TIMESTAMP: DateTime,
-    AttributeType.JSON: JSON,
+    AttributeType.JSON: JsonValue,
 }
 
 
