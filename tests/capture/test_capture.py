@@ -51,7 +51,7 @@ def test_first_element_fixes_the_sets_attributes_and_types(sql, tmp_path) -> Non
     assert columns(sql, "mnist__otrain") == {
         "id": "INTEGER", "train_task_id": "INTEGER", "epoch": "DOUBLE", "loss": "DOUBLE",
         "optimizer": "TEXT", "early_stop": "DOUBLE", "finished_at": "DATETIME",
-        "config": "JSON", "checkpoint": "TEXT"}
+        "config": "TEXT", "checkpoint": "TEXT"}  # JSON text: see JsonValue
     assert sql("SELECT epoch, loss, optimizer, early_stop, checkpoint FROM mnist__otrain "
                "ORDER BY id") == [(1.0, 0.5, "adam", 0.0, str(tmp_path / "model.pt")),
                                   (2.0, 0.25, None, None, None)]
