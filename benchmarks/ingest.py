@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -116,30 +114,15 @@ def postgresql() -> Iterator[tuple[str, str] | None]:
 def server(store: Path) -> Iterator[str | None]:
     """The base URL of a ``dlprov serve`` server over ``store`` in a thread, stopped after."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
-        from dlprov.server.app import create_app
+        from dlprov.server.background import serve_in_thread
     except ImportError as missing:
         print(f"server skipped: {missing} (pip install -e '.[server]')")
         yield None
         return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(create_app(str(store)), host="127.0.0.1",
-                                             port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the benchmark server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(20)
+    with serve_in_thread(str(store)) as url:
+        yield url
 
 
 # -- the report -----------------------------------------------------------------------------------

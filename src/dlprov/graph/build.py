@@ -115,17 +115,23 @@ def create_schema(conn: ladybug.Connection) -> None:
         conn.execute(f"CREATE REL TABLE IF NOT EXISTS {kind}(FROM {source} TO {target})")
 
 
+def property_types(nodes: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Property -> ``double`` when every value of it is a number, else ``string``."""
+    types: dict[str, str] = {}
+    for props in nodes.values():
+        for name, value in props.items():
+            kind = "double" if isinstance(value, float) else "string"
+            if types.get(name) != "string":
+                types[name] = kind
+    return dict(sorted(types.items()))
+
+
 def load(conn: ladybug.Connection, flat: Flat) -> None:
     """Add (merge) the nodes and relations of ``flat``; new attributes become new columns.
     Raises :class:`TypeConflict` when text would go into a DOUBLE column."""
     for label, nodes in flat.nodes.items():
         columns = _columns(conn, label)
-        wanted: dict[str, str] = {}
-        for props in nodes.values():
-            for name, value in props.items():
-                kind = "DOUBLE" if isinstance(value, float) else "STRING"
-                if wanted.get(name) != "STRING":
-                    wanted[name] = kind
+        wanted = {name: kind.upper() for name, kind in property_types(nodes).items()}
         for name, kind in wanted.items():
             if name not in columns:
                 conn.execute(f"ALTER TABLE {label} ADD {_quote(name)} {kind}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from prov.model import ProvDocument
 
-from dlprov.graph.build import RELATIONS, flatten
+from dlprov.graph.build import RELATIONS, flatten, property_types
 
 RELATIONSHIPS_FILE = "relationships.csv"
 IMPORT_SCRIPT = "neo4j-admin-import.sh"
@@ -80,17 +80,6 @@ def to_cypher(doc: ProvDocument) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _column_types(members: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Property -> ``double`` when every value is a number, else ``string``."""
-    types: dict[str, str] = {}
-    for props in members.values():
-        for name, value in props.items():
-            kind = "double" if isinstance(value, float) else "string"
-            if types.get(name) != "string":
-                types[name] = kind
-    return dict(sorted(types.items()))
-
-
 def _csv_value(value: Any, kind: str) -> str:
     if value is None:
         return ""
@@ -111,7 +100,7 @@ def csv_files(doc: ProvDocument) -> dict[str, str]:
     for label, members in sorted(flat.nodes.items()):
         if not members:
             continue
-        types = _column_types(members)
+        types = property_types(members)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         # the type is always named: a property name holds a colon (dlprov:ds_tag:string)
