@@ -109,3 +109,21 @@ def test_cli_cypher_formats_and_errors(filled) -> None:
     assert result.exit_code == 1 and "Cypher failed" in result.output
     result = runner.invoke(cli, ["graph", "cypher", "--run", "x", "--model", "y", "RETURN 1"])
     assert result.exit_code == 1 and "one of" in result.output
+
+
+def test_cypher_over_a_model_package_alone(store_path, tmp_path):
+    """`--from` takes a package written by `dlprov package`: its PROV-JSON member."""
+    from click.testing import CliRunner
+
+    from dlprov.cli.main import cli
+    from dlprov.prov.package import package_model
+    from tests.prov.workflows import experiment
+
+    model = experiment(tmp_path)["mlp-a"].model_id
+    target = package_model(model, tmp_path / "model.zip")
+    store_path.unlink()
+    result = CliRunner().invoke(cli, ["graph", "cypher", "--from", str(target), "--format", "json",
+                                      "MATCH (e:Entity) WHERE e.`dlprov:ds_tag` = 'otest' "
+                                      "RETURN count(e) AS n"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["n"] >= 1

@@ -80,11 +80,10 @@ def show(ctx: click.Context, df_tag: str | None, run: str | None, model: str | N
 def _document(ctx: click.Context, df_tag: str | None, run: str | None, model: str | None,
               source: str | None):
     """The PROV document the scope options name (a file read by its extension)."""
-    from dlprov.prov.export import deserialize, format_of
+    from dlprov.prov.export import read_document
     from dlprov.prov.mapping import document
     if sum(x is not None for x in (run, model, source)) > 1:
         raise QueryError("give one of --run, --model, --from")
     if source is not None:
-        from pathlib import Path
-        return deserialize(Path(source).read_text(), format_of(source))
+        return read_document(source)
     return document(ctx.obj, dataflow=df_tag, run=run, model=model)

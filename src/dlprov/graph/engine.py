@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Iterator
 
 import ladybug
-from prov.model import ProvDocument
 from sqlalchemy import func, select
 
 from dlprov.graph.build import TypeConflict, create_schema, flatten, load, load_documents
+from dlprov.prov.export import read_document
 from dlprov.prov.mapping import document
 from dlprov.query.catalogue import choose_dataflow
 from dlprov.store import schema as s
@@ -121,7 +121,7 @@ def connect(store: Store | str | None = None, *, dataflow: str | None = None,
             db.close()
         return
     if source is not None:
-        doc = ProvDocument.deserialize(content=Path(source).read_text(), format="json")
+        doc = read_document(source)
     else:
         doc = document(store, dataflow=dataflow, run=run, model=model)
     with tempfile.TemporaryDirectory(prefix="dlprov-graph-") as tmp:

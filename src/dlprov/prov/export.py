@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -98,6 +99,25 @@ def deserialize(content: str | bytes, format: str) -> ProvDocument:
         content = content.decode("utf-8")
     with _quiet_rdflib():
         return ProvDocument.deserialize(content=content, format=serializer, **options)
+
+
+PACKAGE_DOCUMENT = "provenance.json"  # the PROV-JSON member of a model package
+
+
+def read_document(source: str | os.PathLike) -> ProvDocument:
+    """A PROV document from a file (its format from the extension) or from a model package
+    written by ``dlprov package`` (its PROV-JSON member)."""
+    path = Path(source)
+    if not path.is_file():
+        raise ExportError(f"no file {path}")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as package:
+            try:
+                return deserialize(package.read(PACKAGE_DOCUMENT), "json")
+            except KeyError:
+                raise ExportError(f"{path} is a zip without {PACKAGE_DOCUMENT}: not a "
+                                  f"dlprov model package") from None
+    return deserialize(path.read_bytes(), format_of(path))
 
 
 @contextmanager
