@@ -127,3 +127,14 @@ def test_cypher_over_a_model_package_alone(store_path, tmp_path):
                                       "RETURN count(e) AS n"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)[0]["n"] >= 1
+
+
+def test_a_runaway_path_query_is_stopped_with_advice(store_path, tmp_path):
+    from dlprov.errors import QueryError
+    from dlprov.graph.queries import cypher
+    from tests.prov.workflows import experiment
+
+    experiment(tmp_path)
+    everything = ("MATCH p = (a:Entity)-[*]-(b:Entity) RETURN count(p)")  # all trails: huge
+    with pytest.raises(QueryError, match="bound the path"):
+        cypher(everything, timeout_s=0.5)

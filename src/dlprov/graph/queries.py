@@ -86,18 +86,28 @@ def plain(value: Any) -> Any:
     return value
 
 
+DEFAULT_TIMEOUT_S = 60.0
+
+
 def cypher(query: str, store: Store | str | None = None, *, dataflow: str | None = None,
            run: str | int | None = None, model: str | None = None,
            source: str | Path | None = None,
-           params: dict[str, Any] | None = None) -> QueryResult:
+           params: dict[str, Any] | None = None,
+           timeout_s: float = DEFAULT_TIMEOUT_S) -> QueryResult:
     """Run Cypher ``query`` (Neo4j forms accepted, see :func:`translate`) on the provenance
     graph of a dataflow (default: the only or most recent one; cached and refreshed), of one
-    run, of one model's trace, or of a PROV-JSON file ``source``."""
+    run, of one model's trace, or of a PROV-JSON file ``source``. A query running longer than
+    ``timeout_s`` is stopped with a clear error (an unbounded undirected path pattern can
+    enumerate millions of paths)."""
     with connect(store, dataflow=dataflow, run=run, model=model, source=source) as conn:
+        conn.set_query_timeout(int(timeout_s * 1000))
         try:
             result = conn.execute(translate(query), params or {})
         except RuntimeError as exc:
-            raise QueryError(f"Cypher failed: {exc}") from None
+            hint = (" — bound the path (e.g. [* TRAIL 1..8]), give it a direction and "
+                    "relationship types, or use shortestPath") if "timeout" in str(exc).lower() \
+                or "interrupt" in str(exc).lower() else ""
+            raise QueryError(f"Cypher failed: {exc}{hint}") from None
         if isinstance(result, list):
             result = result[-1]
         columns = list(result.get_column_names())
