@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,30 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) bench-peers
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/ingest.py
+	test ! -f $(PEERS_STAMP) || $(PEERS)/bin/python benchmarks/peers.py
+
+# MLflow and yProv4ML live in their own venv, never in the project's. torch==2.13.0 goes in
+# first and stays (a constraints file); yprov4ml goes in with --no-deps (it asks for
+# torchvision, which does not import beside PyTorch 2.13.0). If the venv cannot be built,
+# `make bench` goes on without peers.py.
+PEERS := benchmarks/.venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+
+bench-peers: $(STAMP)
+	$(MAKE) $(PEERS_STAMP) || echo "bench-peers: could not build $(PEERS); peers.py skipped"
+
+$(PEERS_STAMP): pyproject.toml benchmarks/requirements-peers.txt benchmarks/requirements-peers-nodeps.txt \
+		benchmarks/constraints-peers.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q torch==2.13.0
+	$(PEERS)/bin/pip install -q -c benchmarks/constraints-peers.txt -e '.[demo]'
+	$(PEERS)/bin/pip install -q -c benchmarks/constraints-peers.txt -r benchmarks/requirements-peers.txt
+	$(PEERS)/bin/pip install -q --no-deps -r benchmarks/requirements-peers-nodeps.txt
+	$(PEERS)/bin/python -c "import torch, mlflow, yprov4ml; assert torch.__version__.startswith('2.13.0')"  # torch==2.13.0 kept
+	touch $(PEERS_STAMP)
 
 clean:
-	rm -rf $(VENV) demo-output dlprov.db dlprov.db-wal dlprov.db-shm dlprov.db.spool
+	rm -rf $(VENV) $(PEERS) demo-output dlprov.db dlprov.db-wal dlprov.db-shm dlprov.db.spool
