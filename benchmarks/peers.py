@@ -107,12 +107,10 @@ class DlprovTool(Tool):
         ov.close_all()  # stop the writer thread (after the timed end) so it cannot disturb others
 
 
-class MlflowTask:
-    """overhead.train's task interface on MLflow's fluent API: one ``log_metrics`` call per
-    record (all its values at once, step = the record's index in its set)."""
+class _KeyedTask:
+    """What both peer adapters keep: a step counter per set and the ``<set>.<name>`` keys."""
 
-    def __init__(self, synchronous: bool) -> None:
-        self.synchronous = synchronous
+    def __init__(self) -> None:
         self.steps: dict[str, int] = {}
         self.keys: dict[tuple[str, str], str] = {}
 
@@ -121,6 +119,15 @@ class MlflowTask:
         if key is None:
             key = self.keys[(set_tag, name)] = f"{set_tag}.{name}"
         return key
+
+
+class MlflowTask(_KeyedTask):
+    """overhead.train's task interface on MLflow's fluent API: one ``log_metrics`` call per
+    record (all its values at once, step = the record's index in its set)."""
+
+    def __init__(self, synchronous: bool) -> None:
+        super().__init__()
+        self.synchronous = synchronous
 
     def input(self, set_tag: str, **values: object) -> None:
         mlflow.log_params({self._key(set_tag, k): v for k, v in values.items()},
@@ -151,19 +158,9 @@ class MlflowTool(Tool):
         mlflow.end_run()
 
 
-class YprovTask:
+class YprovTask(_KeyedTask):
     """overhead.train's task interface on yProv4ML: one ``log_metric`` call per value (it has
     no call for several values), ``log_param`` per input value."""
-
-    def __init__(self) -> None:
-        self.steps: dict[str, int] = {}
-        self.keys: dict[tuple[str, str], str] = {}
-
-    def _key(self, set_tag: str, name: str) -> str:
-        key = self.keys.get((set_tag, name))
-        if key is None:
-            key = self.keys[(set_tag, name)] = f"{set_tag}.{name}"
-        return key
 
     def input(self, set_tag: str, **values: object) -> None:
         for k, v in values.items():
@@ -367,7 +364,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
     report.say(f"2. Training loop (overhead.py's): MLP 64-128-128-10 on digits, {args.epochs} "
                f"epochs x {batches} batches of {args.batch_size}, CPU, "
                f"{torch.get_num_threads()} torch thread(s), {args.repeats} interleaved rounds")
-    report.say(f"   logged: each epoch's 6 metrics" +
+    report.say("   logged: each epoch's 6 metrics" +
                (" and each batch's 5" if args.level == "batch" else "") +
                f" ({records} records a run) and the run's 5 hyperparameters")
     report.say("   wall = before the first epoch .. the run's end returned (flush inside); "
