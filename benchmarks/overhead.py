@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import sqlite3
@@ -29,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -119,14 +120,34 @@ def load_data(seed: int) -> Digits:
     return Digits(*(torch.from_numpy(a) for a in (x_train, y_train, x_val, y_val)))
 
 
+MODELS = {
+    "mlp": "MLP 64-128-128-10",
+    "cnn": "CNN conv3x3(16)-conv3x3(32)-maxpool-linear(10) on the 8x8 images",
+}
+
+
+def build_model(kind: str) -> torch.nn.Module:
+    """The demo's MLP, or a small convolutional network on the same digits seen as 8x8 images."""
+    if kind == "mlp":
+        return build_mlp(64, hidden_units=128, num_layers=3)
+    if kind == "cnn":
+        nn = torch.nn
+        return nn.Sequential(
+            nn.Unflatten(1, (1, 8, 8)),
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
+    raise ValueError(f"unknown model {kind!r}: choose from {sorted(MODELS)}")
+
+
 def train(data: Digits, epochs: int, batch_size: int, seed: int,
-          task: dlprov.Task | None = None, per_batch: bool = False) -> float:
+          task: dlprov.Task | None = None, per_batch: bool = False, model: str = "mlp") -> float:
     """The loop every variant runs; only the capture calls differ. Returns the last val loss.
 
     With a ``task``, each epoch's metrics go to set ``otrain``; with ``per_batch`` too, each
-    batch's go to ``obatch``."""
+    batch's go to ``obatch``. ``model``: "mlp" or "cnn" (see :data:`MODELS`)."""
     torch.manual_seed(seed)
-    model = build_mlp(64, hidden_units=128, num_layers=3)
+    model = build_model(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=batch_size,
                         shuffle=True, generator=torch.Generator().manual_seed(seed))
@@ -181,13 +202,15 @@ def _cpu_clocks() -> tuple[float, float]:
     return time.process_time(), time.thread_time()
 
 
-def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path) -> Timing:
-    """One timed training run of ``variant``, captured into the SQLite file ``store``."""
+def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path,
+               model: str = "mlp") -> Timing:
+    """One timed training run of ``variant`` of ``model``, captured into the SQLite file
+    ``store``."""
     gc.collect()
     if variant == BASELINE:
         cpu_began = _cpu_clocks()
         began = time.perf_counter()
-        train(data, args.epochs, args.batch_size, args.seed)
+        train(data, args.epochs, args.batch_size, args.seed, model=model)
         wall_s = time.perf_counter() - began
         return Timing(wall_s, 0.0, 0.0, *_cpu_since(cpu_began))
     rows_before = _stored_rows(store)  # the store may hold earlier runs of this variant
@@ -197,7 +220,8 @@ def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path
         start_s = time.perf_counter() - began
         began = time.perf_counter()
         with run.task("train") as task:
-            train(data, args.epochs, args.batch_size, args.seed, task, variant == PER_BATCH)
+            train(data, args.epochs, args.batch_size, args.seed, task, variant == PER_BATCH,
+                  model)
         flush_began = time.perf_counter()
         run.end()
         ended = time.perf_counter()
@@ -225,7 +249,7 @@ def _run_options(args: argparse.Namespace) -> dict:
     return {"email": "benchmark@localhost", "capture_environment": {"git": False}}
 
 
-def measure_training(data: Digits, args: argparse.Namespace, folder: Path
+def measure_training(data: Digits, args: argparse.Namespace, folder: Path, model: str = "mlp"
                      ) -> dict[str, list[Timing]]:
     """Rounds of every variant, each round in a rotated order, after one untimed warm-up round."""
     timings: dict[str, list[Timing]] = {v: [] for v in VARIANTS}
@@ -235,12 +259,12 @@ def measure_training(data: Digits, args: argparse.Namespace, folder: Path
             # A user's store accumulates runs: by default each variant keeps one store (made in
             # the warm-up round); --fresh-store pays schema creation inside every run instead.
             name = f"train-{round_ + 1}-" if args.fresh_store else "train-"
-            store = folder / f"{name}{variant.replace(' ', '-')}.db"
-            timing = train_once(variant, data, args, store)
+            store = folder / f"{name}{model}-{variant.replace(' ', '-')}.db"
+            timing = train_once(variant, data, args, store, model)
             if round_ >= 0:
                 timings[variant].append(timing)
         if round_ >= 0:
-            _progress(f"round {round_ + 1}/{args.repeats}: " + ", ".join(
+            _progress(f"{model} round {round_ + 1}/{args.repeats}: " + ", ".join(
                 f"{v} {timings[v][-1].wall_s:.3f} s" for v in VARIANTS))
     return timings
 
@@ -275,9 +299,41 @@ class Verdict:
 class Report:
     lines: list[str] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)  # overhead % per round
 
     def say(self, line: str = "") -> None:
         self.lines.append(line)
+
+    def write_json(self, path: str | None) -> None:
+        """The verdicts (and the per-round series) as JSON for ``benchmarks/report.py``."""
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(
+                {"figures": [asdict(v) for v in self.verdicts], "series": self.series},
+                indent=2))
+
+    def plot(self, path: str | None, title: str) -> None:
+        """A box plot of the per-round overheads (PNG), one box per series."""
+        if not path or not self.series:
+            return
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        names = list(self.series)
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names)), 4.2))
+        ax.boxplot([self.series[n] for n in names], showfliers=True)
+        ax.set_xticks(range(1, len(names) + 1), [n.replace(" ", "\n", 1) for n in names],
+                      fontsize=8)
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_ylabel("wall-time overhead over the same round's baseline (%)")
+        if any(min(v) > 0 and max(v) / max(min(v), 1e-9) > 50 for v in self.series.values()):
+            ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
 
 
 def report_calls(report: Report, cost: CallCost, calls: int, chunk: int) -> None:
@@ -313,10 +369,11 @@ def _span(low: float, high: float) -> str:
 
 
 def report_training(report: Report, timings: dict[str, list[Timing]],
-                    args: argparse.Namespace, batches: int, call_us: float) -> None:
-    report.say(f"2. Training loop: MLP 64-128-128-10 on digits, {args.epochs} epochs x {batches} "
-               f"batches of {args.batch_size}, CPU, {torch.get_num_threads()} torch thread(s), "
-               f"{args.repeats} rounds")
+                    args: argparse.Namespace, batches: int, call_us: float,
+                    model: str = "mlp", number: str = "2") -> None:
+    report.say(f"{number}. Training loop: {MODELS[model]} on digits, {args.epochs} epochs x "
+               f"{batches} batches of {args.batch_size}, CPU, {torch.get_num_threads()} torch "
+               f"thread(s), {args.repeats} rounds")
     report.say("   wall = before the first epoch .. run.end() returned (final flush included); "
                "overhead = wall / same round's baseline - 1")
     base = [t.wall_s for t in timings[BASELINE]]
@@ -337,6 +394,7 @@ def report_training(report: Report, timings: dict[str, list[Timing]],
                        f"{threads_ms:>8.1f}ms")
             continue
         overhead = [100.0 * (w / b - 1.0) for w, b in zip(walls, base)]
+        report.series[f"{model} {variant}"] = overhead
         med = statistics.median(overhead)
         low, high = _median_ci(overhead)
         threads_ms = 1000 * statistics.median(t.background_cpu_s for t in runs)
@@ -354,10 +412,11 @@ def report_training(report: Report, timings: dict[str, list[Timing]],
         # The wall figure passes or fails only if its confidence interval is clear of the target.
         result = ("PASS" if high < target else "FAIL" if low > target
                   else f"UNRESOLVED (95% CI {_span(low, high)})")
-        report.verdicts.append(Verdict(f"training, {variant} overhead (wall)", f"{med:+.2f}%",
+        report.verdicts.append(Verdict(f"training ({model}), {variant} overhead (wall)",
+                                       f"{med:+.2f}% (CI {_span(low, high)})",
                                        f"< {target:g}%", result))
-        report.verdicts.append(Verdict(f"training, {variant} capture CPU", f"{spent_pct:.2f}%",
-                                       f"< {target:g}%",
+        report.verdicts.append(Verdict(f"training ({model}), {variant} capture CPU",
+                                       f"{spent_pct:.2f}%", f"< {target:g}%",
                                        "PASS" if spent_pct < target else "FAIL"))
         wrong = [t.rows for t in runs if t.rows != expected[variant]]
         if wrong:
@@ -402,7 +461,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "as a user's store accumulates runs)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run in well under 30 s (few calls, rounds and epochs)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated models to train: mlp, cnn (default both; "
+                             "--quick: mlp)")
+    parser.add_argument("--json", help="also write the figures as JSON here")
+    parser.add_argument("--plot", help="write a PNG box plot of the overheads here")
     args = parser.parse_args(argv)
+    args.models = [m.strip() for m in (args.models or ("mlp" if args.quick else "mlp,cnn"))
+                   .split(",") if m.strip()]
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown or not args.models:
+        parser.error(f"--models: unknown {unknown}; choose from {sorted(MODELS)}")
     defaults = ({"calls": 20_000, "repeats": 2, "epochs": 2} if args.quick
                 else {"calls": 200_000, "repeats": 11, "epochs": 20})
     for name, value in defaults.items():
@@ -432,10 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         report.say()
         data = load_data(args.seed)
         batches = -(-len(data.x_train) // args.batch_size)
-        _progress(f"training: 1 warm-up + {args.repeats} rounds x {len(VARIANTS)} variants")
-        timings = measure_training(data, args, folder)
-        report_training(report, timings, args, batches, statistics.median(cost.per_call_us))
-    report.say()
+        for number, model in enumerate(args.models, start=2):
+            _progress(f"training {model}: 1 warm-up + {args.repeats} rounds x "
+                      f"{len(VARIANTS)} variants")
+            timings = measure_training(data, args, folder, model)
+            report_training(report, timings, args, batches, statistics.median(cost.per_call_us),
+                            model, str(number))
+            report.say()
     report.lines += render_table(report.verdicts)
     report.say()
     for outcome in ("FAIL", "UNRESOLVED"):
@@ -445,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     if all(v.result in ("PASS", "-") for v in report.verdicts):
         report.say("all targets met")
     print("\n".join(report.lines), flush=True)
+    report.write_json(args.json)
+    report.plot(args.plot, f"dlprov capture overhead, {args.epochs} epochs, "
+                           f"{args.repeats} rounds (per-epoch target {EPOCH_TARGET_PCT}%, "
+                           f"per-batch {BATCH_TARGET_PCT}%)")
     return 0
 
 

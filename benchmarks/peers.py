@@ -312,7 +312,7 @@ def report_calls(report: ov.Report, tools: list[str], samples: dict[str, CallSam
 # -- 2. a training loop --------------------------------------------------------------------------
 
 def train_with(variant: str, data: ov.Digits, args: argparse.Namespace,
-               tools: dict[str, Tool]) -> ov.Timing:
+               tools: dict[str, Tool], model: str = "mlp", level: str = "batch") -> ov.Timing:
     """One timed run of overhead.train with ``variant`` logging (or none). Wall: before the
     first epoch .. after the run's end returned (its flush inside); start apart.
 
@@ -322,50 +322,54 @@ def train_with(variant: str, data: ov.Digits, args: argparse.Namespace,
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-    per_batch = args.level == "batch"
+    per_batch = level == "batch"
     if variant == BASELINE:
         began = time.perf_counter()
-        ov.train(data, args.epochs, args.batch_size, args.seed)
+        ov.train(data, args.epochs, args.batch_size, args.seed, model=model)
         return ov.Timing(time.perf_counter() - began)
     tool = tools[variant]
     began = time.perf_counter()
     task = tool.start("train")
     start_s = time.perf_counter() - began
     began = time.perf_counter()
-    ov.train(data, args.epochs, args.batch_size, args.seed, task, per_batch)
+    ov.train(data, args.epochs, args.batch_size, args.seed, task, per_batch, model)
     flush_began = time.perf_counter()
     tool.end()
     ended = time.perf_counter()
     return ov.Timing(ended - began, ended - flush_began, start_s)
 
 
-def measure_training(tools: list[str], data: ov.Digits, args: argparse.Namespace, folder: Path
-                     ) -> dict[str, list[ov.Timing]]:
+def measure_training(tools: list[str], data: ov.Digits, args: argparse.Namespace, folder: Path,
+                     model: str = "mlp", level: str = "batch") -> dict[str, list[ov.Timing]]:
     variants = [BASELINE] + tools
-    makers = {t: make_tool(t, folder / "train", args) for t in tools}
-    (folder / "train").mkdir()
+    where = folder / f"train-{model}-{level}"
+    makers = {t: make_tool(t, where, args) for t in tools}
+    where.mkdir()
     timings: dict[str, list[ov.Timing]] = {v: [] for v in variants}
     for round_ in range(-1, args.repeats):
         shift = max(round_, 0) % len(variants)
         for variant in variants[shift:] + variants[:shift]:
-            timing = train_with(variant, data, args, makers)
+            timing = train_with(variant, data, args, makers, model, level)
             if round_ >= 0:
                 timings[variant].append(timing)
         if round_ >= 0:
             gc.unfreeze()
-            ov._progress(f"training round {round_ + 1}/{args.repeats}: " + ", ".join(
+            ov._progress(f"training {model}/{level} round {round_ + 1}/{args.repeats}: " +
+                         ", ".join(
                 f"{v} {timings[v][-1].wall_s:.3f} s" for v in variants))
     return timings
 
 
 def report_training(report: ov.Report, tools: list[str], timings: dict[str, list[ov.Timing]],
-                    args: argparse.Namespace, batches: int) -> None:
-    records = args.epochs * ((batches + 1) if args.level == "batch" else 1)
-    report.say(f"2. Training loop (overhead.py's): MLP 64-128-128-10 on digits, {args.epochs} "
+                    args: argparse.Namespace, batches: int, model: str = "mlp",
+                    level: str = "batch", number: str = "2") -> None:
+    records = args.epochs * ((batches + 1) if level == "batch" else 1)
+    report.say(f"{number}. Training loop (overhead.py's), logging per {level}: "
+               f"{ov.MODELS[model]} on digits, {args.epochs} "
                f"epochs x {batches} batches of {args.batch_size}, CPU, "
                f"{torch.get_num_threads()} torch thread(s), {args.repeats} interleaved rounds")
     report.say("   logged: each epoch's 6 metrics" +
-               (" and each batch's 5" if args.level == "batch" else "") +
+               (" and each batch's 5" if level == "batch" else "") +
                f" ({records} records a run) and the run's 5 hyperparameters")
     report.say("   wall = before the first epoch .. the run's end returned (flush inside); "
                "overhead = wall / same round's baseline - 1")
@@ -377,6 +381,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
     for tool in tools:
         walls = [t.wall_s for t in timings[tool]]
         overheads[tool] = [100.0 * (w / b - 1.0) for w, b in zip(walls, base)]
+        report.series[f"{model} {level} {tool}"] = overheads[tool]
     dl_med = statistics.median(overheads[DLPROV])
     for tool in tools:
         o = overheads[tool]
@@ -396,7 +401,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
     report.say("   vs dlprov = the tool's median overhead / dlprov's (n/a if dlprov's median "
                "is not above 0: within noise)")
     low, high = ov._median_ci(overheads[DLPROV])
-    report.verdicts.append(ov.Verdict(f"training ({args.level}), dlprov overhead",
+    report.verdicts.append(ov.Verdict(f"training ({model}, per {level}), dlprov overhead",
                                       f"{dl_med:+.2f}% (CI {_span(low, high)})", "(reported)",
                                       "-"))
     for tool in tools[1:]:
@@ -409,7 +414,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
         else:
             target, ok = "(reported)", None
         ratio = f"{med / dl_med:.1f}x dlprov" if dl_med > 0 else "dlprov within noise"
-        report.verdicts.append(ov.Verdict(f"training ({args.level}), {tool} overhead",
+        report.verdicts.append(ov.Verdict(f"training ({model}, per {level}), {tool} overhead",
                                           f"{med:+.2f}% ({ratio})", target,
                                           "-" if ok is None else "PASS" if ok else "FAIL"))
 
@@ -433,8 +438,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--call-rounds", type=int, help="per-call rounds (default 5)")
     parser.add_argument("--repeats", type=int, help="training rounds (default 7)")
     parser.add_argument("--epochs", type=int, help="epochs per training run (default 10)")
-    parser.add_argument("--level", choices=("epoch", "batch"), default="batch",
-                        help="log each epoch's metrics only, or each batch's too (batch)")
+    parser.add_argument("--levels", default="epoch,batch",
+                        help="comma-separated: log each epoch's metrics only (epoch), or each "
+                             "batch's too (batch); default both")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated models to train: mlp, cnn (default both; "
+                             "--quick: mlp)")
+    parser.add_argument("--json", help="also write the figures as JSON here")
+    parser.add_argument("--plot", help="write a PNG box plot of the training overheads here")
     parser.add_argument("--batch-size", type=int, default=16, help="training batch size (16)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (1)")
     parser.add_argument("--seed", type=int, default=0)
@@ -442,6 +453,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="let dlprov runs run git (off, as in overhead.py)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: rough numbers")
     args = parser.parse_args(argv)
+    args.levels = [x.strip() for x in args.levels.split(",") if x.strip()]
+    args.models = [m.strip() for m in (args.models or ("mlp" if args.quick else "mlp,cnn"))
+                   .split(",") if m.strip()]
+    if not args.levels or set(args.levels) - {"epoch", "batch"}:
+        parser.error("--levels: choose from epoch, batch")
+    if not args.models or set(args.models) - set(ov.MODELS):
+        parser.error(f"--models: choose from {', '.join(ov.MODELS)}")
     defaults = ({"calls": 2_000, "async_calls": 200, "sync_calls": 20, "call_rounds": 2,
                  "repeats": 2, "epochs": 1} if args.quick else
                 {"calls": 20_000, "async_calls": 2_000, "sync_calls": 200, "call_rounds": 5,
@@ -498,18 +516,26 @@ def main(argv: list[str] | None = None) -> int:
             report.say()
             data = ov.load_data(args.seed)
             batches = -(-len(data.x_train) // args.batch_size)
-            ov._progress(f"training: 1 warm-up + {args.repeats} rounds x {len(tools) + 1} "
-                         f"variants")
-            timings = measure_training(tools, data, args, folder)
-            report_training(report, tools, timings, args, batches)
+            number = 2
+            for model in args.models:
+                for level in args.levels:
+                    ov._progress(f"training {model}, per {level}: 1 warm-up + {args.repeats} "
+                                 f"rounds x {len(tools) + 1} variants")
+                    timings = measure_training(tools, data, args, folder, model, level)
+                    report_training(report, tools, timings, args, batches, model, level,
+                                    str(number))
+                    report.say()
+                    number += 1
         finally:
             os.chdir(cwd)
-    report.say()
     report.lines += ov.render_table(report.verdicts)
     report.say()
     failed = [v.figure for v in report.verdicts if v.result == "FAIL"]
     report.say(f"FAIL: {'; '.join(failed)}" if failed else "all targets met")
     print("\n".join(report.lines), flush=True)
+    report.write_json(args.json)
+    report.plot(args.plot, f"training overhead beside peers, {args.epochs} epochs, "
+                           f"{args.repeats} rounds (symlog scale where MLflow dwarfs the rest)")
     return 0
 
 

@@ -1,0 +1,179 @@
+"""Write ``benchmarks/RESULTS.md`` from what the benchmark scripts left in one folder.
+
+``make bench`` runs each script with ``--json OUT/<name>.json`` (its figures) and saves its
+printed report as ``OUT/<name>.txt``; plots are PNG files beside RESULTS.md under ``plots/``.
+This script only gathers: it measures nothing. It describes the machine it runs on (the one the
+figures were measured on when run by ``make bench``), puts every figure in one summary table,
+links the plots and quotes each full report.
+
+    python benchmarks/report.py benchmarks/out -o benchmarks/RESULTS.md
+
+A figure file is a JSON list of objects (or an object with a ``figures`` list), each with
+``figure`` and ``result`` and either ``measured`` (text) or ``value`` + ``unit`` (and optionally
+``spread``, ``target``); objects without ``figure`` (plot series) are ignored.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+# The order in RESULTS.md: the issue's order of figures.
+BENCHMARKS = (
+    ("overhead", "Capture overhead on real training (dlprov alone)"),
+    ("peers", "Side by side with MLflow and yProv4ML"),
+    ("ingest", "Ingest into each store"),
+    ("queries", "Queries at scale"),
+    ("export", "PROV export at scale"),
+)
+
+
+def machine() -> list[str]:
+    """What the figures were measured on."""
+    lines = [f"- host: {platform.node()}, {platform.platform()}"]
+    cpu = _cpu_model()
+    lines.append(f"- CPU: {cpu or platform.processor() or platform.machine()}, "
+                 f"{os.cpu_count()} logical CPUs"
+                 + (f" ({len(os.sched_getaffinity(0))} usable)"
+                    if hasattr(os, "sched_getaffinity") else ""))
+    memory = _memory_gib()
+    if memory:
+        lines.append(f"- memory: {memory:.1f} GiB")
+    virt = _virtualization()
+    if virt:
+        lines.append(f"- virtualization: {virt}")
+    packages = ", ".join(f"{name} {_version(name)}" for name in
+                         ("dlprov", "torch", "sqlalchemy", "psycopg", "prov", "numpy"))
+    lines.append(f"- Python {platform.python_version()}; {packages}")
+    lines.append("- GPU: none used (every figure is CPU)")
+    return lines
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _virtualization() -> str | None:
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    except OSError:
+        return None
+    return "a virtual machine (hypervisor flag set)" if " hypervisor" in flags else None
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def load_figures(path: Path) -> list[dict[str, Any]]:
+    """The figure objects of one ``--json`` file (plot series and other objects left out)."""
+    found = json.loads(path.read_text())
+    rows = found.get("figures", []) if isinstance(found, dict) else found
+    return [row for row in rows if isinstance(row, dict) and "figure" in row]
+
+
+def measured_text(row: dict[str, Any]) -> str:
+    if row.get("measured") is not None:
+        return str(row["measured"])
+    value, unit = row.get("value"), row.get("unit") or ""
+    if value is None:
+        return "—"
+    text = f"{value:,.2f} {unit}".strip() if isinstance(value, float) else f"{value} {unit}"
+    spread = row.get("spread")
+    if spread:
+        text += f" ({spread[0]:,.2f}–{spread[1]:,.2f})"
+    return text.strip()
+
+
+def target_text(row: dict[str, Any]) -> str:
+    target = row.get("target")
+    if target is None:
+        return "(reported)"
+    if isinstance(target, (int, float)):
+        return f"{target:,g} {row.get('unit') or ''}".strip()
+    return str(target)
+
+
+def result_text(row: dict[str, Any]) -> str:
+    result = str(row.get("result") or "-")
+    return "-" if result in ("info", "-") else f"**{result}**" if result == "FAIL" else result
+
+
+def render(folder: Path, plots: Path, results_md: Path) -> str:
+    out = ["# Benchmark results", "",
+           f"Written by `make bench` ({Path(__file__).name}) on {datetime.now():%Y-%m-%d %H:%M}. "
+           "Every figure was measured side by side in one run of its script and is reported "
+           "with its spread; a shared 2-core VM is noisy, so read the spreads, not only the "
+           "medians. How each figure is measured is in `benchmarks/README.md`.", "",
+           "## Machine", ""] + machine() + [""]
+    summary = ["## Summary", "", "| benchmark | figure | measured | target | result |",
+               "|---|---|---|---|---|"]
+    sections: list[str] = []
+    missing: list[str] = []
+    for name, title in BENCHMARKS:
+        figures_file, report_file = folder / f"{name}.json", folder / f"{name}.txt"
+        if not figures_file.exists() and not report_file.exists():
+            missing.append(name)
+            continue
+        rows = load_figures(figures_file) if figures_file.exists() else []
+        for row in rows:
+            summary.append(f"| {name} | {row['figure']} | {measured_text(row)} | "
+                           f"{target_text(row)} | {result_text(row)} |")
+        sections += [f"## {title} (`{name}.py`)", ""]
+        for picture in sorted(plots.glob(f"{name}*.png")):
+            link = os.path.relpath(picture, results_md.parent)
+            sections += [f"![{picture.stem}]({link})", ""]
+        if report_file.exists():
+            sections += ["```", report_file.read_text().rstrip(), "```", ""]
+    if missing:
+        summary += ["", "Not run: " + ", ".join(f"`{m}.py`" for m in missing) +
+                    " (see `make bench`'s output)."]
+    failed = [line for line in summary if "**FAIL**" in line]
+    summary += ["", f"{len(failed)} figure(s) missed their target." if failed
+                else "Every judged figure met its target.", ""]
+    return "\n".join(out + summary + sections).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="where the scripts left <name>.json/.txt")
+    parser.add_argument("-o", "--output", type=Path, default=Path("benchmarks/RESULTS.md"))
+    parser.add_argument("--plots", type=Path, help="folder of the PNG plots "
+                        "(default: plots/ beside the output)")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder} is not a folder of benchmark outputs")
+    plots = args.plots or args.output.parent / "plots"
+    args.output.write_text(render(args.folder, plots, args.output))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
