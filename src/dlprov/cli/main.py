@@ -102,10 +102,23 @@ def schema(ctx: click.Context, df_tag: str | None, all_dataflows: bool) -> None:
 @click.option("--output-dir", default="demo-output", show_default=True,
               type=click.Path(file_okay=False), help="Where model files are saved.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--parsl", "use_parsl", is_flag=True,
+              help="Train the candidates in parallel as Parsl apps, in one execution "
+                   "(needs the parsl extra).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Parsl worker processes (with --parsl).")
 @click.pass_context
 def demo(ctx: click.Context, candidates: int, epochs: int, output_dir: str,
-         no_progress: bool) -> None:
+         no_progress: bool, use_parsl: bool, workers: int) -> None:
     """Train candidate MLPs on scikit-learn's digits with full provenance, then query it."""
+    if use_parsl:
+        from dlprov.demo.parallel import run_parallel_demo
+        run_parallel_demo(store=_store(ctx), candidates=candidates, epochs=epochs,
+                          workers=workers, output_dir=output_dir, progress=not no_progress,
+                          echo=click.echo)
+        return
+    if ctx.get_parameter_source("workers") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--workers is for --parsl")
     from dlprov.demo.workflow import run_demo
     run_demo(store=_store(ctx), candidates=candidates, epochs=epochs, output_dir=output_dir,
              progress=not no_progress, echo=click.echo)

@@ -2,8 +2,9 @@
 
 Each candidate is one execution of dataflow ``digits``:
 LoadData -> NormalizeData -> [ReduceDimensions] -> OneHotEncoding -> SplitData -> Train -> Test.
-The preprocessing steps are captured by ``dlprov.step``; each takes and returns the whole
-dataset (features and labels), so each uses all of what the one before produced.
+The preprocessing steps are captured by ``dlprov.step`` (SplitData by ``dlprov.prepare``); each
+takes and returns the whole dataset (features and labels), so each uses all of what the one
+before produced. ``dlprov demo --parsl`` (:mod:`.parallel`) shares these pieces.
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from typing import Callable
 
 import dlprov
 from dlprov.demo import data
+from dlprov.capture.task import Task
 from dlprov.demo.training import Candidate, build_mlp, evaluate, train
 from dlprov.store.store import Store
 
 DATAFLOW = "digits"
 SEED = 7
 SPLIT = (0.6, 0.2, 0.2)
+MODEL_FILE = "model.pt"
 
 CANDIDATES = [
     Candidate("mlp-adam-minmax", "minmax", None, "adam", 1e-3, 64, 2),
@@ -93,14 +96,66 @@ def one_hot_encoding(x, y, workdir: Path):
     return x, y
 
 
-@dlprov.step("splitdata", params_set="isplitconfig",
-             outputs=("otrainset", "ovalset", "otestset"), ignore=("workdir",))
+SPLIT_SETS = ("otrainset", "ovalset", "otestset")
+
+
 def split_data(x, y, workdir: Path, train_size: float = SPLIT[0], val_size: float = SPLIT[1],
-               test_size: float = SPLIT[2], seed: int = SEED):
-    parts = data.split(x, y, (train_size, val_size, test_size), seed)
-    for name, (px, py) in zip(("train", "val", "test"), parts):
-        dlprov.saved(data.save(workdir / f"{name}.npz", x=px, y=py), px, py)
-    return parts
+               test_size: float = SPLIT[2], seed: int = SEED) -> tuple[list, Task]:
+    """SplitData: the train, validation and test parts (one set each) and the task that made
+    them. A block rather than a decorated step, so that its task can be named as a dependency
+    of tasks that run in other processes (``dlprov demo --parsl``)."""
+    params = dict(train_size=train_size, val_size=val_size, test_size=test_size, seed=seed)
+    with dlprov.prepare("splitdata", x, y, params=params, params_set="isplitconfig") as step:
+        parts = data.split(x, y, (train_size, val_size, test_size), seed)
+        for i, (name, set_tag, part) in enumerate(zip(("train", "val", "test"), SPLIT_SETS,
+                                                      parts)):
+            step.output(part, set_tag, name=f"return[{i}]",
+                        path=data.save(workdir / f"{name}.npz", x=part[0], y=part[1]))
+    return parts, step.task
+
+
+def preprocess(candidate: Candidate, workdir: Path) -> tuple[list, Task]:
+    """The candidate's preprocessing chain, as tasks of the current run (``dlprov.use_run``):
+    its train, validation and test parts and the SplitData task."""
+    x, y = load_data(workdir)
+    x, y = normalize_data(x, y, workdir, method=candidate.normalization)
+    if candidate.pca_components:
+        x, y = reduce_dimensions(x, y, workdir, n_components=candidate.pca_components)
+    x, y = one_hot_encoding(x, y, workdir)
+    return split_data(x, y, workdir)
+
+
+def train_params(candidate: Candidate, epochs: int) -> dict:
+    """Train's hyperparameters (its ``itrain`` element)."""
+    return dict(optimizer_name=candidate.optimizer_name, learning_rate=candidate.learning_rate,
+                num_epochs=epochs, batch_size=candidate.batch_size,
+                num_layers=candidate.num_layers, hidden_units=candidate.hidden_units)
+
+
+def fit(task: Task, candidate: Candidate, train_set, val_set, epochs: int, workdir: Path,
+        on_epoch: Callable[[], None] = lambda: None):
+    """Train the candidate's MLP inside ``task``: an ``otrain`` element per epoch, the model
+    saved as ``workdir/model.pt`` and recorded (``otrainedmodel``); returns the model."""
+    import torch
+
+    model = build_mlp(train_set[0].shape[1], candidate.hidden_units, candidate.num_layers)
+
+    def record_epoch(metrics: dict) -> None:
+        task.output("otrain", timestamp=datetime.now(), **metrics)
+        on_epoch()
+
+    train(model, candidate, train_set, val_set, epochs, SEED, record_epoch)
+    model_path = workdir / MODEL_FILE
+    torch.save(model.state_dict(), model_path)
+    # an otrainedmodel element and a trained_model entity (size, sha256, parameters)
+    task.model(model_path, model, name=candidate.name)
+    return model
+
+
+def record_test(task: Task, model, test_set) -> None:
+    """Test: the model's loss and accuracy on the test part (``otest``)."""
+    loss, accuracy = evaluate(model, *test_set)
+    task.output("otest", loss=loss, accuracy=accuracy)
 
 
 def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir: Path,
@@ -108,37 +163,16 @@ def run_candidate(candidate: Candidate, *, store: Store, epochs: int, output_dir
     """Run the whole workflow for one candidate, capturing its provenance; return the exec tag."""
     workdir = output_dir / candidate.name
     with dlprov.run(DATAFLOW, store=store) as run, dlprov.use_run(run):
-        x, y = load_data(workdir)
-        x, y = normalize_data(x, y, workdir, method=candidate.normalization)
-        if candidate.pca_components:
-            x, y = reduce_dimensions(x, y, workdir, n_components=candidate.pca_components)
-        x, y = one_hot_encoding(x, y, workdir)
-        train_set, val_set, test_set = split_data(x, y, workdir)
-
+        (train_set, val_set, test_set), _ = preprocess(candidate, workdir)
         # train uses the training and validation sets (otrainset, ovalset) it is given
-        with dlprov.prepare("train", train_set, val_set, params=dict(
-                optimizer_name=candidate.optimizer_name, learning_rate=candidate.learning_rate,
-                num_epochs=epochs, batch_size=candidate.batch_size,
-                num_layers=candidate.num_layers, hidden_units=candidate.hidden_units)) as step:
+        with dlprov.prepare("train", train_set, val_set,
+                            params=train_params(candidate, epochs)) as step:
             train_task = step.task
-            model = build_mlp(x.shape[1], candidate.hidden_units, candidate.num_layers)
-
-            def record_epoch(metrics: dict) -> None:
-                train_task.output("otrain", timestamp=datetime.now(), **metrics)
-                on_epoch()
-
-            train(model, candidate, train_set, val_set, epochs, SEED, record_epoch)
-            model_path = workdir / "model.pt"
-            import torch
-            torch.save(model.state_dict(), model_path)
-            # an otrainedmodel element and a trained_model entity (size, sha256, parameters)
-            train_task.model(model_path, model, name=candidate.name)
-
+            model = fit(train_task, candidate, train_set, val_set, epochs, workdir, on_epoch)
         # test uses the test set (otestset) and the trained model (otrainedmodel)
         with dlprov.prepare("test", test_set, depends_on=train_task,
                             uses=["otrainedmodel"]) as step:
-            loss, accuracy = evaluate(model, *test_set)
-            step.task.output("otest", loss=loss, accuracy=accuracy)
+            record_test(step.task, model, test_set)
     return run.exec_tag
 
 
@@ -150,10 +184,6 @@ def run_demo(*, store: Store | None = None, candidates: int = 4, epochs: int = 8
     import torch
     from tqdm import tqdm
 
-    from dlprov.cli.output import render, render_records
-    from dlprov.query.catalogue import list_runs
-    from dlprov.query.sql import sql
-
     torch.set_num_threads(1)
     store = store or Store()
     output_dir = Path(output_dir)
@@ -164,8 +194,18 @@ def run_demo(*, store: Store | None = None, candidates: int = 4, epochs: int = 8
             bar.set_postfix_str(candidate.name)
             run_candidate(candidate, store=store, epochs=epochs, output_dir=output_dir,
                           on_epoch=lambda: bar.update(1))
+    report(store, chosen, len(chosen), echo)
+
+
+def report(store: Store, chosen: list[Candidate], executions: int,
+           echo: Callable[[str], None] = print) -> None:
+    """Print the latest ``executions`` runs, Listing 4's answer and the answers to Q1–Q12."""
+    from dlprov.cli.output import render, render_records
+    from dlprov.query.catalogue import list_runs
+    from dlprov.query.sql import sql
+
     echo(f"\nStore: {store.safe_url}\n")
-    echo(render_records(list_runs(store, DATAFLOW)[:len(chosen)],
+    echo(render_records(list_runs(store, DATAFLOW)[:executions],
                         ["id", "exec_tag", "status", "duration_s", "tasks", "failed_tasks"]))
     echo("\nListing 4 (hyperparameters of the model with the highest average training accuracy):")
     result = sql(LISTING_4, store=store, dataflow=DATAFLOW)
