@@ -61,14 +61,22 @@ def _machine() -> dict[str, Any]:
 
 
 def collect_agent(user: str | None = None, email: str | None = None,
-                  organization: str | None = None) -> dict[str, Any]:
+                  organization: str | None = None, *, ask_git: bool = True) -> dict[str, Any]:
     """Who is responsible: given values, else ``$DLPROV_USER``/``$DLPROV_EMAIL``/
-    ``$DLPROV_ORGANIZATION``, else the login name and git's ``user.email``."""
+    ``$DLPROV_ORGANIZATION``, else the login name and (``ask_git``) git's ``user.email``.
+    A run does not ask git here: it runs a process, so the environment probe asks it on its
+    own thread (:func:`git_email`)."""
     return {
         "username": user or os.environ.get(ENV_USER) or _login_name(),
-        "email": email or os.environ.get(ENV_EMAIL) or _git_config("user.email"),
+        "email": email or os.environ.get(ENV_EMAIL) or (
+            _git_config("user.email") if ask_git else None),
         "organization": organization or os.environ.get(ENV_ORGANIZATION),
     }
+
+
+def git_email() -> str | None:
+    """git's ``user.email`` where the process runs, if git knows one."""
+    return _git_config("user.email")
 
 
 def _login_name() -> str:

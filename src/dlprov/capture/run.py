@@ -11,7 +11,8 @@ from datetime import datetime
 from itertools import count
 from typing import Iterable, Mapping
 
-from dlprov.capture.environment import collect_agent, collect_environment
+from dlprov.capture.distributed import World, agree, detect
+from dlprov.capture.environment import collect_agent, collect_environment, git_email
 from dlprov.capture.specbook import specbook_for
 from dlprov.capture.task import FAILED, FINISHED, RUNNING, Task
 from dlprov.model import records as r
@@ -43,27 +44,26 @@ class Run:
                  user: str | None = None, email: str | None = None,
                  organization: str | None = None, workspace: str | None = None,
                  capture_environment: bool | Mapping[str, bool] = True,
-                 attach_to: str | None = None) -> None:
+                 attach_to: str | None = None, distributed: bool | None = None) -> None:
         self.df_tag = check_name("dataflow", df_tag)
         self.store = store if isinstance(store, Store) else Store(store)
         # Attached (see :func:`attach`): this process adds tasks to an execution another started.
         self.attached = attach_to is not None
-        self.key = attach_to or self.new_key()
+        #: The torchrun world this run is a rank of (None outside one): see :mod:`.distributed`.
+        self.world = None if self.attached else _world(distributed)
         self.start_time = datetime.now()
-        self.exec_tag = exec_tag or (
-            f"{self.df_tag}-{self.start_time:%Y-%m-%dT%H:%M:%S}-{self.key[:6]}")
-        if not isinstance(self.exec_tag, str) or not self.exec_tag.strip() \
-                or len(self.exec_tag) > 200:
-            raise ValueError(f"exec_tag must be a non-empty string of at most 200 characters, "
-                             f"got {self.exec_tag!r}")
+        if self.world is None:
+            self.key = attach_to or self.new_key()
+            self.exec_tag = self._exec_tag(exec_tag, self.key, check=not self.attached)
+        else:  # every rank records into one execution: same key, rank 0's tag
+            self.key, self.exec_tag = agree(
+                self.world, self.df_tag, lambda key, derived: self._exec_tag(
+                    exec_tag, key, check=self.world.leader, timed=not derived))
         self.hostname = socket.gethostname()
-        self.agent = collect_agent(user, email, organization)
+        self.agent = collect_agent(user, email, organization, ask_git=False)
         self.username = self.agent["username"]
         self.workspace = workspace or os.getcwd()
         self.status = RUNNING
-        if exec_tag is not None and not self.attached and self.store.has_execution(exec_tag):
-            raise ValueError(f"execution {exec_tag!r} already exists in {self.store.safe_url}; "
-                             f"exec tags name one execution each: choose another")
         self.book = specbook_for(self.store, self.df_tag)
         if spec is not None:
             if spec.tag != self.df_tag:
@@ -78,11 +78,40 @@ class Run:
         if self.attached:
             self._environment = None
             return
+        # Every rank may be the first to reach the store; only rank 0's fields overwrite.
+        follower = {"leader": False} if self.world is not None and not self.leads else {}
         self.put((r.EXEC_START, self.key, {
             "tag": self.exec_tag, "df_tag": self.df_tag, "start_time": self.start_time,
             "hostname": self.hostname, "pid": os.getpid(), "workspace": self.workspace,
-            **self.agent}))
-        self._environment = _probe_environment(self, capture_environment)
+            **self.agent, **follower}))
+        self._environment = (_probe_environment(self, capture_environment) if self.leads
+                             else None)
+
+    @property
+    def rank(self) -> int | None:
+        """This process's rank in a torchrun world, None outside one."""
+        return None if self.world is None else self.world.rank
+
+    @property
+    def leads(self) -> bool:
+        """Whether this process ends the execution: not attached, and rank 0 if distributed."""
+        return not self.attached and (self.world is None or self.world.leader)
+
+    def _exec_tag(self, exec_tag: str | None, key: str, *, check: bool,
+                  timed: bool = True) -> str:
+        """The exec tag: ``exec_tag``, else one made of the dataflow, the start time (when
+        ``timed``: ranks deriving their key alone share no clock) and the key. ``check``: refuse
+        a tag that another execution holds."""
+        tag = exec_tag or (f"{self.df_tag}-{self.start_time:%Y-%m-%dT%H:%M:%S}-{key[:6]}"
+                           if timed else f"{self.df_tag}-{key[:12]}")
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > 200:
+            raise ValueError(f"exec_tag must be a non-empty string of at most 200 characters, "
+                             f"got {tag!r}")
+        if check and exec_tag is not None and self.store.has_execution(
+                exec_tag, other_than=key if self.world is not None else None):
+            raise ValueError(f"execution {exec_tag!r} already exists in {self.store.safe_url}; "
+                             f"exec tags name one execution each: choose another")
+        return tag
 
     @staticmethod
     def new_key() -> str:
@@ -110,8 +139,11 @@ class Run:
         (only the sets named in ``uses``, if given). Use it as a context manager."""
         if self.status != RUNNING:
             raise RuntimeError(f"run {self.exec_tag!r} has ended; start a new run")
-        task = Task(self, transformation,
-                    identifier if identifier is not None else next(self._identifiers),
+        if identifier is None:
+            identifier = next(self._identifiers)
+            if self.world is not None:  # interleaved: rank r's n-th task is (n-1)*size + r + 1
+                identifier = (identifier - 1) * self.world.world_size + self.world.rank + 1
+        task = Task(self, transformation, identifier,
                     depends_on=depends_on, uses=uses, sub_id=sub_id, workspace=workspace,
                     resource=resource, key=key)
         self._open_tasks = [t for t in self._open_tasks if t.status == RUNNING] + [task]
@@ -126,7 +158,7 @@ class Run:
             self._environment.join(timeout=10)
         for task in self._open_tasks:  # tasks left open end with the run
             task.end(error if error is not None else None)
-        if self.attached:  # the execution is its starter's to end
+        if not self.leads:  # the execution is its starter's (rank 0's) to end
             self.recorder.flush(wait=wait)
             return
         self.put((r.EXEC_END, self.key, {
@@ -154,6 +186,17 @@ class Run:
         return f"<dlprov Run {self.exec_tag!r} of {self.df_tag!r}: {self.status}>"
 
 
+def _world(distributed: bool | None) -> World | None:
+    """The world of a new run: detected unless ``distributed`` is False; True requires one."""
+    if distributed is False:
+        return None
+    found = detect()
+    if found is None and distributed:
+        raise ValueError("distributed=True but this process is no rank of a torch.distributed "
+                         "world: launch it with torchrun (RANK and WORLD_SIZE unset)")
+    return found
+
+
 def _probe_environment(run: Run, capture: bool | Mapping[str, bool]) -> threading.Thread | None:
     """Collect the environment on a thread of its own, so that starting a run costs nothing;
     ``capture`` is False, or a mapping turning single probes off (``{"git": False}``)."""
@@ -164,6 +207,8 @@ def _probe_environment(run: Run, capture: bool | Mapping[str, bool]) -> threadin
     def probe() -> None:
         try:
             found = collect_environment(**probes)
+            if run.agent["email"] is None and probes.get("git", True):
+                found["agent_email"] = git_email()  # the writer fills the execution's e-mail
         except Exception as exc:  # noqa: BLE001 - the environment is best effort
             logging.getLogger("dlprov.capture").warning("dlprov: environment not captured: %s",
                                                         exc)
@@ -179,8 +224,9 @@ def attach(exec_key: str, df_tag: str, *, store: str | os.PathLike | Store | Non
            **options) -> Run:
     """Join, from another process, the execution whose key is ``exec_key`` (``run.key``): its
     tasks are recorded in that execution, which is neither started nor ended again here.
-    Ending the attached run ends its open tasks and flushes. Used by the Parsl and torchrun
-    integrations; the starting process should :meth:`Run.flush` before others attach."""
+    Ending the attached run ends its open tasks and flushes. Used by the Parsl integration
+    (torchrun's ranks need no key: :func:`run` agrees on one); the starting process should
+    :meth:`Run.flush` before others attach."""
     return Run(df_tag, store=store, capture_environment=False, attach_to=exec_key, **options)
 
 
@@ -195,7 +241,10 @@ def run(df_tag: str, **options) -> Run:
     Options: ``exec_tag``, ``store`` (URL or SQLite path; default ``$DLPROV_STORE`` or
     ``./dlprov.db``), ``spec`` (a :class:`DataflowSpec` declared up front), ``user``, ``email``,
     ``organization`` (else ``$DLPROV_USER``/``$DLPROV_EMAIL``/``$DLPROV_ORGANIZATION``, the login
-    name and git's user.email), ``workspace``, ``capture_environment`` (False, or a dict turning
-    probes off: ``{"git": False, "gpus": False, "packages": False, "command_line": False}``).
+    name and git's user.email, asked by the environment probe), ``workspace``, ``capture_environment`` (False, or a dict turning
+    probes off: ``{"git": False, "gpus": False, "packages": False, "command_line": False}``),
+    ``distributed`` (default: detect torchrun; False: one execution per process; True: require
+    a world). Under torchrun every rank records into ONE execution (rank 0 ends it and captures
+    the environment; each task carries its rank): see :mod:`dlprov.capture.distributed`.
     """
     return Run(df_tag, **options)

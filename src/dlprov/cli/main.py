@@ -66,7 +66,8 @@ def tasks(ctx: click.Context, run: str, fmt: str) -> None:
     from dlprov.query.catalogue import list_tasks
     rows = list_tasks(run, _store(ctx))
     click.echo(render_records(rows, ["id", "identifier", "transformation", "status",
-                                     "duration_s", "depends_on", "computing_resource", "error"],
+                                     "duration_s", "depends_on", "computing_resource", "rank",
+                                     "error"],
                               fmt))
 
 

@@ -171,6 +171,8 @@ class _Builder:
         activity = self.task_ids[task["id"]]
         fields = [("dt_tag", task["dt_tag"]), ("task_id", task["id"])]
         fields += [("exec_tag" if f == "df_exec" else f, task[f]) for f in _TASK_FIELDS]
+        if task.get("rank") is not None:  # a rank of a torchrun world, on its host
+            fields += [("rank", task["rank"]), ("hostname", task["computing_resource"])]
         bundle.activity(activity, task["start_time"], task["end_time"], _attributes(fields))
         bundle.wasInformedBy(activity, self.execution_ids[task["exec_id"]])
 

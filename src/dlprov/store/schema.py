@@ -26,8 +26,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    inspect,
 )
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateColumn
 
+from dlprov.errors import StoreUnavailable
 from dlprov.model.names import task_column
 from dlprov.model.spec import AttributeType, DataflowSpec
 
@@ -144,6 +148,9 @@ task = Table(
     Column("computing_resource", String(255)),
     Column("output_msg", Text),
     Column("error_msg", Text),
+    # The rank of the process that ran the task under torchrun (its host: computing_resource);
+    # None outside a distributed world. Added after 0.1.0's first stores: see add_missing_columns.
+    Column("rank", Integer),
 )
 
 task_dependency = Table(
@@ -244,6 +251,30 @@ def set_table(dialect_name: str, spec: DataflowSpec, set_tag: str,
     """A SQLAlchemy :class:`Table` for the set as ``spec`` describes it (not created here)."""
     schema, name = set_table_location(dialect_name, spec.tag, set_tag)
     return Table(name, table_metadata or MetaData(), *set_columns(spec, set_tag), schema=schema)
+
+
+def add_missing_columns(conn: Connection) -> list[str]:
+    """Add to the fixed tables the nullable columns that a store made by an older dlprov lacks
+    (``task.rank``); returns them as ``table.column``. Run in a write transaction: SQLite's
+    ``BEGIN IMMEDIATE`` serialises two processes upgrading at once, PostgreSQL's guard lets the
+    second one pass."""
+    dialect, inspector, added = conn.dialect, inspect(conn), []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise StoreUnavailable(
+                    f"the store's table {table.name} lacks column {column.name}, which cannot "
+                    f"be added to existing rows: migrate the store (dlprov migrate) to a new one")
+            # Core has no ADD COLUMN construct; the names are ours, quoted here.
+            ddl = CreateColumn(column).compile(dialect=dialect)
+            guard = "IF NOT EXISTS " if dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f"ALTER TABLE {dialect.identifier_preparer.format_table(table)} "
+                                 f"ADD COLUMN {guard}{ddl}")
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def task_column_index(table: Table, column: str) -> Index:

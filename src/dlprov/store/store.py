@@ -6,8 +6,9 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 
 from dlprov.errors import StoreUnavailable
 from dlprov.model.spec import DataflowSpec
@@ -48,7 +49,7 @@ class Store:
         with self._lock:
             engine = self._engines.get(read_only)
             if engine is None:
-                engine = self._engines[read_only] = make_engine(self.url, read_only=read_only)
+                engine = self._engines[read_only] = shared_engine(self.url, read_only)
             if not read_only and not self._schema_ready:
                 self._create_schema(engine)
                 self._schema_ready = True
@@ -60,20 +61,22 @@ class Store:
                 return
             with engine.begin() as conn:
                 schema.metadata.create_all(conn)
+                schema.add_missing_columns(conn)  # a store made before a column was added
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot open store {self.safe_url}: {exc.orig}") from exc
 
     @staticmethod
     def _schema_present(engine: Engine) -> bool:
-        """Whether every table exists: an empty SELECT on each, far cheaper than reflection, so
-        a store made by an older dlprov still gets the tables added since."""
+        """Whether every table and column exists, so that a store made by an older dlprov still
+        gets the tables and columns added since: one query of the database's catalogue (a
+        SELECT per table, or reflection, cost a run several milliseconds)."""
+        wanted = {(t.name, c.name) for t in schema.metadata.sorted_tables for c in t.columns}
         try:
             with engine.connect() as conn:
-                for table in schema.metadata.sorted_tables:
-                    conn.execute(select(*table.primary_key.columns or table.columns).limit(0)).all()
-            return True
+                found = set(conn.exec_driver_sql(_CATALOGUE_COLUMNS[engine.dialect.name]).all())
         except SQLAlchemyError:
             return False
+        return wanted <= found
 
     @property
     def safe_url(self) -> str:
@@ -87,6 +90,10 @@ class Store:
         """A :class:`StoreWriter` for the recorder thread (an HTTP one for a remote store)."""
         if self.remote:
             return http.HttpWriter(self.url)
+        # A recorder asks again after a failure: check the tables again (the file may have
+        # been removed and made afresh since).
+        with self._lock:
+            self._schema_ready = False
         return StoreWriter(self.engine())
 
     @contextmanager
@@ -115,9 +122,12 @@ class Store:
             found = read_spec(conn, df_tag)
         return found[2] if found else None
 
-    def has_execution(self, exec_tag: str) -> bool:
-        """Whether an execution tagged ``exec_tag`` is stored (False if the store can't be read)."""
+    def has_execution(self, exec_tag: str, *, other_than: str | None = None) -> bool:
+        """Whether an execution tagged ``exec_tag`` is stored (False if the store can't be read);
+        with ``other_than``, one whose key is not that (a remote store cannot tell: False)."""
         if self.remote:
+            if other_than is not None:
+                return False
             try:
                 return http.get_json(
                     self.url, f"/v1/runs/{http.segment(exec_tag)}/tasks") is not None
@@ -126,9 +136,11 @@ class Store:
         if not self._has_tables():
             return False
         with self.read() as conn:
-            return conn.execute(select(schema.dataflow_execution.c.id)
-                                .where(schema.dataflow_execution.c.tag == exec_tag)).first() \
-                is not None
+            query = select(schema.dataflow_execution.c.id).where(
+                schema.dataflow_execution.c.tag == exec_tag)
+            if other_than is not None:
+                query = query.where(schema.dataflow_execution.c.uuid != other_than)
+            return conn.execute(query).first() is not None
 
     def _has_tables(self) -> bool:
         try:
@@ -139,9 +151,69 @@ class Store:
             return False
 
     def dispose(self) -> None:
+        """Close this store's pooled connections (the engines are shared by the process's
+        stores of the same URL: they reconnect when next used)."""
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+
+# The (table, column) pairs of the tables where unqualified names land.
+_CATALOGUE_COLUMNS = {
+    "sqlite": "SELECT m.name, c.name FROM sqlite_master AS m "
+              "JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table'",
+    "postgresql": "SELECT table_name, column_name FROM information_schema.columns "
+                  "WHERE table_schema = current_schema()",
+}
+
+# Engines are shared by every Store of one URL in a process: each dlprov.run makes a Store,
+# and a new engine would compile every statement again (~10 ms of the writer thread per run).
+_shared: dict[tuple[str, bool], Engine] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_engine(url: str, read_only: bool = False) -> Engine:
+    """The process's engine on ``url`` (see :func:`.engine.make_engine`)."""
+    with _shared_lock:
+        engine = _shared.get((url, read_only))
+        if engine is None:
+            engine = _shared[(url, read_only)] = make_engine(url, read_only=read_only)
+            database = make_url(url).database
+            if engine.dialect.name == "sqlite" and database and database != ":memory:":
+                _reconnect_if_replaced(engine, database)
+        return engine
+
+
+def _reconnect_if_replaced(engine: Engine, path: str) -> None:
+    """A pooled SQLite connection keeps the file it opened: if the path was deleted or now names
+    another file, drop the connection rather than write where nobody reads. (The open file
+    keeps its inode, so a new file at the path cannot have the same one.)"""
+
+    def identity() -> tuple[int, int] | None:
+        try:
+            found = os.stat(path)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    @event.listens_for(engine, "connect")
+    def _remember(_dbapi_connection, record) -> None:
+        record.info["dlprov_file"] = identity()
+
+    @event.listens_for(engine, "checkout")
+    def _check(_dbapi_connection, record, _proxy) -> None:
+        if record.info.get("dlprov_file") != identity():
+            raise DisconnectionError(f"{path} was replaced or removed")
+
+
+def _forget_engines_after_fork() -> None:
+    # A child must not use its parent's pooled connections: it makes its own engines.
+    global _shared_lock
+    _shared.clear()
+    _shared_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 def as_store(store: "Store | str | os.PathLike | None") -> Store:
