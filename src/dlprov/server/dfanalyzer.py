@@ -11,11 +11,12 @@ hostname; ``performances`` → the task's start and end times; ``sub``/``subid``
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import datetime
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dlprov.capture import dfa
 from dlprov.capture.dfa_spec import (
@@ -30,12 +31,16 @@ from dlprov.capture.dfa_spec import (
 from dlprov.errors import NotFound, SpecError, ValueRejected
 from dlprov.model import records as r
 from dlprov.model.spec import AttributeType, DataflowSpec
+from dlprov.model.values import converter
 from dlprov.store.store import Store
 
 Text = Field(max_length=200)
 Value = Union[bool, int, float, str, None]
 _NULLS = ("", "none", "null")
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
+# Task ids fit the store's INTEGER column on every backend (32 bits on PostgreSQL).
+_TASK_IDS = range(-2 ** 31, 2 ** 31)
+_FLOAT_MAX = int(sys.float_info.max)
 # The environment columns a client's hardware JSON may fill (see capture/environment.py).
 _HARDWARE = {"hostname": str, "os": str, "os_version": str, "platform": str,
              "architecture": str, "processor": str, "cpu_count": int, "memory_bytes": int,
@@ -44,6 +49,32 @@ _HARDWARE = {"hostname": str, "os": str, "os_version": str, "platform": str,
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _unicode(value: Any, at: str = "body") -> Any:
+    """``value``, refused if a string in it is not Unicode text: JSON's ``"\\ud800"`` escape
+    decodes to a lone surrogate, which no store can encode (it would be answered 200, then
+    set aside by the writer)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{at} holds a lone surrogate (\\u{ord(value[exc.start]):x}) at "
+                             f"position {exc.start}: text must be valid Unicode") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _unicode(key, at)
+            _unicode(item, f"{at}.{key}" if isinstance(key, str) and len(key) <= 40 else at)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _unicode(item, f"{at}[{i}]")
+    return value
+
+
+class _Document(_Payload):
+    """A whole request body: its text is checked once, before the fields."""
+
+    _text = model_validator(mode="before")(classmethod(lambda cls, value: _unicode(value)))
 
 
 class AttributeIn(_Payload):
@@ -63,7 +94,7 @@ class TransformationIn(_Payload):
     sets: list[SetIn] = Field(default_factory=list, max_length=1000)
 
 
-class DataflowIn(_Payload):
+class DataflowIn(_Document):
     tag: str = Text
     transformations: list[TransformationIn] = Field(max_length=1000)
 
@@ -119,7 +150,7 @@ class PerformanceIn(_Payload):
         return value
 
 
-class TaskIn(_Payload):
+class TaskIn(_Document):
     id: Union[int, str]
     subid: Optional[Union[int, str]] = None
     sub: Optional[Union[int, str]] = None
@@ -177,6 +208,7 @@ class DfAnalyzer:
         """Begin, save or end a task with its DataSets, and wait until they are written."""
         status = _status(body.status)
         hardware = _hardware(body.hardware)
+        _check_task_ids(body)
         sub_id = body.subid if body.subid not in (None, "") else body.sub
         sub_id = str(sub_id) if sub_id not in (None, "") else None
         transformation = (body.transformation or body.tag or "").lower()
@@ -190,6 +222,9 @@ class DfAnalyzer:
                                                 for e in s.elements]) for s in body.sets]
             key = (body.exec_tag, dfa._task_id(body.id), sub_id)
             task = self._tasks.get(key)
+            if task is None and body.exec_tag not in self._execs:
+                # the first task of an execution records it: refuse first what its task would
+                _check_first(body, spec, transformation, datasets)
             if task is None:
                 task = self._begin(body, declared, transformation, sub_id, hardware)
                 self._tasks[key] = task
@@ -246,6 +281,42 @@ def _attribute(body: AttributeIn) -> Attribute:
     return Attribute(body.name.lower(), kind, allow_nan=kind is AttributeType.NUMERIC)
 
 
+def _check_task_ids(body: TaskIn) -> None:
+    ids = [body.id, *(i.id for i in (body.dependency.ids if body.dependency else ()))]
+    for given in ids:
+        for part in str(given).split(","):
+            if part.strip() and dfa._task_id(part) not in _TASK_IDS:
+                raise ValueRejected(f"task id {part.strip()[:70]} is out of range: a task id is "
+                                    f"a whole number from {_TASK_IDS.start} to "
+                                    f"{_TASK_IDS.stop - 1}")
+
+
+def _check_first(body: TaskIn, spec: DataflowSpec, transformation: str,
+                 datasets: list[DataSet]) -> None:
+    """Raise what the first task of a new execution would raise only after recording the
+    execution: its transformation, DataSets and dependencies checked against ``spec``."""
+    roles = dfa._roles(spec, transformation)
+    if body.dependency is not None and body.dependency.ids:
+        raise NotFound(f"task {body.id} depends on tasks {[i.id for i in body.dependency.ids]} "
+                       f"of execution {body.exec_tag!r}, which has no task yet: post those first")
+    for dataset in datasets:
+        role = roles.get(dataset.tag)
+        if role is None:
+            raise SpecError(f"transformation {transformation!r} of dataflow {spec.tag!r} has no "
+                            f"set {dataset.tag!r}; its sets are {sorted(roles)}")
+        if role.producer is not None:
+            continue  # its rows are the producer's
+        attributes = list(spec.sets[dataset.tag].attributes.values())
+        convert = [converter(dataset.tag, a) for a in attributes]
+        for number, element in enumerate(dataset.elements, 1):
+            if len(element.values) != len(attributes):
+                raise SpecError(f"set {dataset.tag!r} has {len(attributes)} attributes "
+                                f"{[a.name for a in attributes]}, but element {number} gives "
+                                f"{len(element.values)} values; nothing was recorded")
+            for attribute, check, value in zip(attributes, convert, element.values):
+                check(dfa._as_original(attribute.type, value))
+
+
 def _status(text: str) -> TaskStatus:
     try:
         return TaskStatus(text.upper())
@@ -258,10 +329,16 @@ def _values(spec: DataflowSpec, set_tag: str, element: list[Value]) -> list[Valu
     found = spec.sets.get(set_tag)
     if found is None:
         return element  # the task names the set it lacks
-    kinds = [a.type for a in found.attributes.values()]
-    return [None if kind is AttributeType.NUMERIC and isinstance(value, str)
+    attributes = list(found.attributes.values())
+    for attribute, value in zip(attributes, element):
+        if attribute.type is AttributeType.NUMERIC and isinstance(value, int) \
+                and not isinstance(value, bool) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+            raise ValueRejected(f"set {set_tag!r}, attribute {attribute.name!r} is numeric; "
+                                f"{str(value)[:30]}... ({len(str(value))} digits) is beyond "
+                                f"the largest floating-point number")
+    return [None if a.type is AttributeType.NUMERIC and isinstance(value, str)
             and value.strip().lower() in _NULLS else value
-            for kind, value in zip(kinds, element)] + element[len(kinds):]
+            for a, value in zip(attributes, element)] + element[len(attributes):]
 
 
 def _hardware(value: str | dict[str, Any] | None) -> dict[str, Any]:
