@@ -28,6 +28,12 @@ def dataflow_tags(conn: Connection) -> list[str]:
 
 def choose_dataflow(conn: Connection, df_tag: str | None) -> DataflowSpec:
     """The spec of ``df_tag``, or of the only or most recent dataflow when it is None."""
+    if df_tag is not None:
+        # Named: one indexed lookup. Ranking every dataflow (a scan of all executions) is only
+        # needed to choose one, or to list them in the error.
+        found = read_spec(conn, df_tag.lower())
+        if found is not None:
+            return found[2]
     tags = dataflow_tags(conn)
     if not tags:
         raise NotFound("the store holds no dataflow yet: capture a run first (e.g. `dlprov demo`)")
@@ -65,7 +71,8 @@ def list_runs(store: Store | str | None = None,
 
 
 def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[str, Any]]:
-    """Tasks of one execution (given by exec tag or id), with their dependencies."""
+    """Tasks of one execution (given by exec tag or id), with their dependencies and, under
+    torchrun, the rank that ran each."""
     store, run = as_store(store), str(run)
     e, t, dep = s.dataflow_execution, s.task, s.task_dependency
     with store.read() as conn:
@@ -81,7 +88,7 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
         rows = [dict(row._mapping) for row in conn.execute(
             select(t.c.id, t.c.identifier, s.data_transformation.c.tag.label("transformation"),
                    t.c.status, t.c.start_time, t.c.end_time, t.c.workspace,
-                   t.c.computing_resource, t.c.error_msg)
+                   t.c.computing_resource, t.c.rank, t.c.error_msg)
             .join(s.data_transformation, s.data_transformation.c.id == t.c.dt_id)
             .where(t.c.exec_id == exec_id).order_by(t.c.identifier, t.c.id))]
     for row in rows:

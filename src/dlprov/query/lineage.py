@@ -7,6 +7,7 @@ length is followed. The hyperparameters (``itrain``) are not counted as data.
 from __future__ import annotations
 
 from dlprov.model.names import ITRAIN, OTEST, TRAIN
+from dlprov.model.spec import AttributeType
 from dlprov.query.building import Built, Context, ctes, need
 from dlprov.query.models import ModelRef, models_cte, resolve_model
 from dlprov.query.relations import (
@@ -29,6 +30,16 @@ _STEPS = """_steps(root_id, task_id, depth) AS (
 
 _NOT_HYPERPARAMETERS = f"u.set_tag <> '{ITRAIN}'"
 
+# The tasks whose elements a question about the tasks of ``_steps`` reads: those tasks and the
+# producers of the data they used. _produced and _used are kept to them (see produced_cte).
+_SCOPE = """_scope(task_id) AS (
+  SELECT task_id FROM _steps
+  UNION
+  SELECT producer_task_id FROM task_usage WHERE task_id IN (SELECT task_id FROM _steps)
+)"""
+_IN_SCOPE = "SELECT task_id FROM _scope"
+_IN_STEPS = "SELECT task_id FROM _steps"
+
 
 # The model's training task (depth 0) and the test tasks that evaluated it (depth -1).
 _MODEL_SEEDS = """SELECT CAST(:train_task_id AS INTEGER), CAST(:train_task_id AS INTEGER), 0
@@ -49,7 +60,8 @@ def q5(ctx: Context) -> Built:
   UNION
   SELECT train_task_id, test_task_id, -1 FROM _best"""
     return Built(ctes(edges_cte(), EVALUATIONS, tested_cte(ctx, "q5"), best, lineage_cte(seeds),
-                      _STEPS, produced_cte(ctx), used_cte(ctx)) + f"""
+                      _STEPS, _SCOPE, produced_cte(ctx, _IN_SCOPE),
+                      used_cte(ctx, _IN_STEPS)) + f"""
 SELECT s.root_id AS train_task_id, t.df_exec AS exec_tag, s.depth, t.id AS task_id,
        dt.tag AS transformation, u.set_tag, u.element_id, u.files, u.data
 FROM _steps s
@@ -72,12 +84,18 @@ def q6(ctx: Context, *, training_set: str | None = None) -> Built:
     dataset name) of the data their training used, directly or upstream."""
     need("q6", "training_set", training_set, "train.npz")
     ctx.require("q6", OTEST, "loss")
+    valued = {set_tag for set_tag in ctx.spec.sets
+              if ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)}
     training = ctes(edges_cte(), lineage_cte(f"""SELECT t.id, t.id, 0
   FROM task t
   JOIN data_transformation dt ON dt.id = t.dt_id
   JOIN dataflow df ON df.id = dt.df_id
   WHERE dt.tag = '{TRAIN}' AND df.tag = :dataflow"""),
-        produced_cte(ctx), used_cte(ctx), values_cte(ctx), f"""_matched AS (
+        # only elements with text or file values can match (_values): the others, and the
+        # elements' descriptions, are not read
+        produced_cte(ctx, sets=valued, described=False),
+        used_cte(ctx, sets=valued, described=False), values_cte(ctx),
+        f"""_matched AS (
   SELECT DISTINCT l.root_id AS train_task_id
   FROM _lineage l
   JOIN _used u ON u.task_id = l.task_id
@@ -105,8 +123,8 @@ def q10(ctx: Context, *, model: str | None = None) -> Built:
   SELECT task_id, 'produced', set_tag, COUNT(*) FROM _produced
   WHERE task_id IN (SELECT task_id FROM _steps) GROUP BY task_id, set_tag
 )"""
-    return Built(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS), _STEPS,
-                      produced_cte(ctx), used_cte(ctx), data) + """
+    return Built(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS), _STEPS, _SCOPE,
+                      produced_cte(ctx, _IN_SCOPE), used_cte(ctx, _IN_STEPS), data) + """
 SELECT s.depth, t.id AS task_id, dt.tag AS transformation, t.status, t.start_time,
        t.end_time, t.df_exec AS exec_tag, d.role, d.set_tag, d.elements
 FROM _steps s
@@ -121,7 +139,9 @@ def q11(ctx: Context, *, model: str | None = None) -> Built:
     """The data the model was trained on: the elements of every set its training task used
     (but the hyperparameters), with the task that produced them and their files."""
     found = resolve_model(ctx, need("q11", "model", model, "MODEL"))
-    return Built(ctes(produced_cte(ctx), used_cte(ctx)) + f"""
+    producers = "SELECT producer_task_id FROM task_usage WHERE task_id = :train_task_id"
+    return Built(ctes(produced_cte(ctx, producers),
+                      used_cte(ctx, "SELECT CAST(:train_task_id AS INTEGER)")) + f"""
 SELECT u.set_tag, u.element_id, pt.tag AS produced_by, u.producer_task_id, u.files, u.data
 FROM _used u
 LEFT JOIN task p ON p.id = u.producer_task_id
@@ -146,8 +166,8 @@ def q12(ctx: Context, *, model: str | None = None) -> Built:
   SELECT task_id, 'produced', set_tag, element_id, files, data FROM _produced
   WHERE task_id IN (SELECT task_id FROM _steps) AND task_id <> :train_task_id
 )"""
-    return Built(ctes(edges_cte(data_only=True), lineage_cte(seed), _STEPS, produced_cte(ctx),
-                      used_cte(ctx), data) + """
+    return Built(ctes(edges_cte(data_only=True), lineage_cte(seed), _STEPS, _SCOPE,
+                      produced_cte(ctx, _IN_SCOPE), used_cte(ctx, _IN_STEPS), data) + """
 SELECT DENSE_RANK() OVER (ORDER BY s.depth DESC) AS step, t.id AS task_id,
        dt.tag AS transformation, d.role, d.set_tag, d.element_id, d.files, d.data
 FROM _steps s

@@ -19,6 +19,8 @@ Names start with an underscore: set tags start with a letter, so no set is ever 
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 from dlprov.model.names import ITRAIN, OTEST, TEST, TRAIN
 from dlprov.model.spec import AttributeType
 from dlprov.query.building import Context
@@ -91,27 +93,46 @@ def _data(ctx: Context, set_tag: str) -> str:
     return " || ".join(parts) or "''"
 
 
-def produced_cte(ctx: Context) -> str:
-    """``_produced``: one branch per set and transformation producing it."""
+def _among(column: str, within: str | None) -> str:
+    return f" AND {column} IN ({within})" if within else ""
+
+
+def _description(ctx: Context, set_tag: str, described: bool) -> str:
+    """The ``files, data`` columns of an element of ``set_tag`` (NULL, NULL if not described)."""
+    if not described:
+        return "CAST(NULL AS TEXT), CAST(NULL AS TEXT)"
+    return f"{_files(ctx, set_tag)},\n         {_data(ctx, set_tag)}"
+
+
+def produced_cte(ctx: Context, within: str | None = None,
+                 sets: Iterable[str] | None = None, described: bool = True) -> str:
+    """``_produced``: one branch per set and transformation producing it. ``within`` (SQL
+    selecting task ids) keeps the elements of those tasks only, and ``sets`` those of these
+    sets only: a question about a few tasks then reads their rows through the task column's
+    index instead of building every element's ``data`` text. Without ``described``, ``files``
+    and ``data`` are NULL: for a question that only follows elements."""
     branches = []
-    for set_tag in ctx.spec.sets:
+    for set_tag in ctx.spec.sets if sets is None else [t for t in ctx.spec.sets if t in sets]:
         for producer in ctx.spec.producers(set_tag):
             column = f"x.{ctx.task_col(producer)}"
             branches.append(
-                f"SELECT {ctx.literal(set_tag)}, x.id, {column}, {_files(ctx, set_tag)},\n"
-                f"         {_data(ctx, set_tag)}\n"
-                f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL")
+                f"SELECT {ctx.literal(set_tag)}, x.id, {column}, "
+                f"{_description(ctx, set_tag, described)}\n"
+                f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL{_among(column, within)}")
     body = "\n  UNION ALL\n  ".join(branches) or _NO_ELEMENTS
     return f"_produced(set_tag, element_id, task_id, files, data) AS (\n  {body}\n)"
 
 
-def used_cte(ctx: Context) -> str:
-    """``_used`` (needs ``_produced``)."""
-    branches = ["""SELECT tu.task_id, p.set_tag, p.element_id, p.task_id, p.files, p.data
+def used_cte(ctx: Context, within: str | None = None,
+             sets: Iterable[str] | None = None, described: bool = True) -> str:
+    """``_used`` (needs ``_produced``); ``within`` keeps the elements used by those tasks only,
+    and ``sets`` the elements of these sets (see :func:`produced_cte`)."""
+    where = f"\n  WHERE tu.task_id IN ({within})" if within else ""
+    branches = [f"""SELECT tu.task_id, p.set_tag, p.element_id, p.task_id, p.files, p.data
   FROM task_usage tu
   JOIN data_set ds ON ds.id = tu.ds_id
-  JOIN _produced p ON p.task_id = tu.producer_task_id AND p.set_tag = ds.tag"""]
-    for set_tag in ctx.spec.sets:
+  JOIN _produced p ON p.task_id = tu.producer_task_id AND p.set_tag = ds.tag{where}"""]
+    for set_tag in ctx.spec.sets if sets is None else [t for t in ctx.spec.sets if t in sets]:
         producers = ctx.spec.producers(set_tag)
         consumers = sorted({d.following for d in ctx.spec.dependencies
                             if d.set_tag == set_tag and d.previous is None and d.following})
@@ -120,8 +141,9 @@ def used_cte(ctx: Context) -> str:
             unproduced = "".join(f" AND x.{ctx.task_col(p)} IS NULL" for p in producers)
             branches.append(
                 f"SELECT {column}, {ctx.literal(set_tag)}, x.id, CAST(NULL AS INTEGER), "
-                f"{_files(ctx, set_tag)},\n         {_data(ctx, set_tag)}\n"
-                f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL{unproduced}")
+                f"{_description(ctx, set_tag, described)}\n"
+                f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL{unproduced}"
+                f"{_among(column, within)}")
     body = "\n  UNION ALL\n  ".join(branches)
     return (f"_used(task_id, set_tag, element_id, producer_task_id, files, data) AS (\n"
             f"  {body}\n)")

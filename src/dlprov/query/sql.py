@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from dlprov.errors import DlprovError, ReadOnlyViolation
@@ -67,10 +67,11 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
             conn.exec_driver_sql(f"SET search_path TO {preparer.quote(spec.tag)}, {current}")
             return
         for set_tag in spec.sets:
-            table = s.set_table(conn.dialect.name, spec, set_tag, MetaData())
+            # The table's name only: building a Table per set cost more than the query itself.
+            _, name = s.set_table_location(conn.dialect.name, spec.tag, set_tag)
             conn.exec_driver_sql(
                 f"CREATE TEMP VIEW {preparer.quote(set_tag)} AS "
-                f"SELECT * FROM main.{preparer.quote(table.name)}")
+                f"SELECT * FROM main.{preparer.quote(name)}")
         conn.connection.dbapi_connection.set_authorizer(_allow_reads_only)
 
     try:

@@ -1,0 +1,260 @@
+"""Latency of the provenance questions (Q1–Q12) and of the paper's Listing 4 at scale.
+
+A synthetic store (``benchmarks/synthetic.py``: the demo's dataflow, N executions × E epochs,
+written by the real recorder and StoreWriter) per size; for each query the cold first call (a
+fresh Store: new engine and connection), then the warm median and p90 of repeated calls. Targets
+at 1,000 executions: Q1–Q9, Q11 and Listing 4 under 50 ms, Q10 and Q12 under 100 ms; from the
+smallest to the largest size the growth should be linear or better (ratio ≤ the size ratio).
+
+A report, not a test: it exits 0 whether targets are met or not.
+
+    python benchmarks/queries.py                       # 1,000 and 10,000 × 100 (cached stores)
+    python benchmarks/queries.py --quick               # 20 and 40 × 5, a few seconds
+    python benchmarks/queries.py --executions 1000 --epochs 100 --json out.json --plot q.png
+    python benchmarks/queries.py --store postgresql://postgres@127.0.0.1:5432/test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthetic  # noqa: E402  (a sibling script, not a package)
+
+import dlprov.query as q  # noqa: E402
+from dlprov.demo.workflow import LISTING_4  # noqa: E402
+from dlprov.store.store import Store  # noqa: E402
+
+QUERIES = [f"q{i}" for i in range(1, 13)] + ["listing4"]
+TARGET_MS = {name: (100.0 if name in ("q10", "q12") else 50.0) for name in QUERIES}
+TARGET_SIZE = 1000  # the executions the latency targets are set for
+
+
+# -- figures and the report (shared with export.py) ------------------------------------------------
+
+@dataclass
+class Figure:
+    """One reported figure; ``target`` None means measured, not judged. ``spread`` is the
+    (low, high) of the repeats the value is the median of."""
+
+    figure: str
+    value: float | None
+    unit: str
+    target: float | None = None
+    result: str = "info"
+    spread: tuple[float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def judged(cls, figure: str, value: float, unit: str, target: float, *,
+               higher_is_better: bool = False, **extra: Any) -> "Figure":
+        met = value >= target if higher_is_better else value <= target
+        return cls(figure, value, unit, target, "PASS" if met else "FAIL", **extra)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.target in (None, 0) or self.value is None else self.value / self.target
+
+    def as_json(self) -> dict[str, Any]:
+        found = asdict(self)
+        found["ratio"] = self.ratio
+        found.update(found.pop("extra"))
+        return found
+
+
+def report_table(title: str, figures: list[Figure]) -> list[str]:
+    """The figures as a text table: figure, measured (spread), target, ratio, result."""
+    lines = [title, f"{'figure':<44}{'measured':>12}{'spread':>19}{'target':>11}{'ratio':>8}"
+                    f"  result"]
+    for f in figures:
+        value = "—" if f.value is None else f"{f.value:,.2f} {f.unit}"
+        spread = "" if f.spread is None else f"{f.spread[0]:,.3g}–{f.spread[1]:,.3g}"
+        target = "" if f.target is None else f"{f.target:,g}"
+        ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
+        lines.append(f"{f.figure:<44}{value:>12}{spread:>19}{target:>11}{ratio:>8}  {f.result}")
+    return lines
+
+
+def write_json(path: str | None, figures: list[Figure], series: dict[str, Any]) -> None:
+    """The figures (and the plot series as one more object) as a JSON list at ``path``."""
+    if not path:
+        return
+    rows = [f.as_json() for f in figures]
+    rows.append({"figure": "series", "value": None, "unit": "", "target": None,
+                 "result": "info", "series": series})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(rows, indent=2, default=str))
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+def time_ms(call: Callable[[], Any]) -> tuple[float, Any]:
+    began = time.perf_counter()
+    answer = call()
+    return (time.perf_counter() - began) * 1000, answer
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def calls(url: str, dataflow: str, store: Store) -> dict[str, Callable[[Store], Any]]:
+    """One call per query, with real parameters: Q7–Q12 ask about Q3's best model, Q1 about a
+    learning rate several models used, Q6 about the training set file every run wrote."""
+    best = q.q3(store=store, dataflow=dataflow).records()
+    if not best or best[0]["model_id"] is None:
+        raise SystemExit(f"no best model in {url}: the synthetic store is incomplete")
+    model = best[0]["model_id"]
+    per_model = {f"q{i}": (lambda s, i=i: getattr(q, f"q{i}")(model, store=s, dataflow=dataflow))
+                 for i in range(7, 13)}
+    return {
+        "q1": lambda s: q.q1(1e-3, store=s, dataflow=dataflow),
+        "q2": lambda s: q.q2(store=s, dataflow=dataflow),
+        "q3": lambda s: q.q3(store=s, dataflow=dataflow),
+        "q4": lambda s: q.q4(store=s, dataflow=dataflow),
+        "q5": lambda s: q.q5(store=s, dataflow=dataflow),
+        "q6": lambda s: q.q6("train.npz", store=s, dataflow=dataflow),
+        **per_model,
+        "listing4": lambda s: q.sql(LISTING_4, store=s, dataflow=dataflow),
+    }
+
+
+def measure(built: synthetic.SyntheticStore, repeats: int) -> dict[str, dict[str, Any]]:
+    """Cold first call, warm median, p90, min and max (ms) and the answer's rows, per query."""
+    store = Store(built.url)
+    found = {}
+    for name, call in calls(built.url, built.dataflow, store).items():
+        fresh = Store(built.url)
+        cold, answer = time_ms(lambda: call(fresh))
+        fresh.dispose()
+        warm = [time_ms(lambda: call(store))[0] for _ in range(repeats)]
+        found[name] = {"cold": cold, "median": statistics.median(warm),
+                       "p90": percentile(warm, 0.9), "min": min(warm), "max": max(warm),
+                       "rows": len(answer.rows)}
+    store.dispose()
+    return found
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+def figures_of(sizes: list[int], results: dict[int, dict[str, dict]]) -> list[Figure]:
+    figures = []
+    for size in sizes:
+        judged = size == TARGET_SIZE or len(sizes) == 1 or size == sizes[0] and TARGET_SIZE \
+            not in sizes
+        for name in QUERIES:
+            m = results[size][name]
+            label = f"{name} @ {size:,} executions: warm median"
+            extra = {"query": name, "executions": size, "p90_ms": m["p90"],
+                     "cold_ms": m["cold"], "rows": m["rows"]}
+            if judged:
+                figures.append(Figure.judged(label, m["median"], "ms", TARGET_MS[name],
+                                             spread=(m["min"], m["max"]), extra=extra))
+            else:
+                figures.append(Figure(label, m["median"], "ms", spread=(m["min"], m["max"]),
+                                      extra=extra))
+            figures.append(Figure(f"{name} @ {size:,} executions: p90", m["p90"], "ms",
+                                  extra={"query": name, "executions": size}))
+            figures.append(Figure(f"{name} @ {size:,} executions: cold first call", m["cold"],
+                                  "ms", extra={"query": name, "executions": size}))
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        linear = large / small
+        for name in QUERIES:
+            growth = results[large][name]["median"] / results[small][name]["median"]
+            figures.append(Figure.judged(f"{name} growth {large:,}/{small:,}", growth, "×",
+                                         linear, extra={"query": name, "linear": linear}))
+    return figures
+
+
+def plot(path: str | None, sizes: list[int], results: dict[int, dict[str, dict]]) -> None:
+    """Bars of the warm median per query, one colour per size, with the targets marked."""
+    if not path:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / len(sizes)
+    for k, size in enumerate(sizes):
+        xs = [i + (k - (len(sizes) - 1) / 2) * width for i in range(len(QUERIES))]
+        ax.bar(xs, [results[size][n]["median"] for n in QUERIES], width,
+               label=f"{size:,} executions")
+    for i, name in enumerate(QUERIES):
+        ax.hlines(TARGET_MS[name], i - 0.45, i + 0.45, colors="red", linestyles="dashed",
+                  label="target" if i == 0 else None)
+    ax.set_xticks(range(len(QUERIES)), [n.upper() if n != "listing4" else "Listing 4"
+                                        for n in QUERIES])
+    ax.set_yscale("log")
+    ax.set_ylabel("warm median latency (ms, log)")
+    ax.set_title("dlprov query latency by store size")
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--executions", type=int, nargs="+", default=[1000, 10000],
+                        help="store sizes in executions (default 1000 10000)")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=15, help="warm calls per query")
+    parser.add_argument("--quick", action="store_true", help="20 and 40 × 5, 3 repeats")
+    parser.add_argument("--store", help="a PostgreSQL URL (default: cached SQLite files)")
+    parser.add_argument("--json", help="write the figures as JSON here")
+    parser.add_argument("--plot", help="write a PNG of latency per query per size here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.executions, args.epochs, args.repeats = [20, 40], 5, 3
+    sizes = sorted(set(args.executions))
+    results, builds = {}, []
+    for size in sizes:
+        built = synthetic.build(size, args.epochs, store=args.store)
+        how = "cached" if built.cached else f"built in {built.build_seconds:.1f} s"
+        print(f"store {size:,}×{args.epochs}: {how} ({built.url})", flush=True)
+        builds.append(Figure(f"build {size:,}×{args.epochs} store", built.build_seconds, "s",
+                             extra={"executions": size, "epochs": args.epochs,
+                                    "cached": built.cached}))
+        results[size] = measure(built, args.repeats)
+    figures = figures_of(sizes, results)
+    backend = "PostgreSQL" if args.store else "SQLite"
+    print()
+    print("\n".join(report_table(
+        f"Query latency ({backend}, {args.epochs} epochs per execution, warm median of "
+        f"{args.repeats}, spread min–max; targets at {TARGET_SIZE:,} executions)",
+        [f for f in figures if "warm median" in f.figure])))
+    print()
+    print(f"{'query':<10}" + "".join(f"{f'cold @{s:,}':>14}{f'p90 @{s:,}':>14}" for s in sizes)
+          + f"{'rows':>8}")
+    for name in QUERIES:
+        print(f"{name:<10}" + "".join(f"{results[s][name]['cold']:>14.1f}"
+                                      f"{results[s][name]['p90']:>14.1f}" for s in sizes)
+              + f"{results[sizes[-1]][name]['rows']:>8}")
+    growth = [f for f in figures if "growth" in f.figure]
+    if growth:
+        print()
+        print("\n".join(report_table("Growth of the warm median (≤ size ratio = linear or "
+                                     "better)", growth)))
+    series = {"latency_ms": {str(s): {n: results[s][n]["median"] for n in QUERIES}
+                             for s in sizes},
+              "p90_ms": {str(s): {n: results[s][n]["p90"] for n in QUERIES} for s in sizes},
+              "cold_ms": {str(s): {n: results[s][n]["cold"] for n in QUERIES} for s in sizes},
+              "targets_ms": TARGET_MS}
+    write_json(args.json, builds + figures, series)
+    plot(args.plot, sizes, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
