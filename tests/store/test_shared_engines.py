@@ -48,3 +48,27 @@ def test_a_store_without_a_newer_column_gets_it_when_a_run_opens_it(tmp_path: Pa
         assert "rank" in columns
         assert conn.execute("SELECT loss FROM shared__otrain ORDER BY id").fetchall() == [
             (1.0,), (2.0,)]
+
+
+def test_reading_an_older_store_adds_the_column_readers_select(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _one_run(path, 1.0)
+    close_all()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE task DROP COLUMN rank")
+        (exec_tag,), = conn.execute("SELECT tag FROM dataflow_execution").fetchall()
+    from dlprov.query.catalogue import list_tasks
+    tasks = list_tasks(exec_tag, Store(path))  # no run has opened it since
+    assert [(t["transformation"], t["rank"]) for t in tasks] == [("train", None)]
+
+
+def test_reading_never_creates_a_store(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    from dlprov.query.catalogue import list_runs
+    try:
+        list_runs(Store(empty))
+    except Exception:  # noqa: BLE001 - whatever the reader says, the file stays empty
+        pass
+    with sqlite3.connect(empty) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

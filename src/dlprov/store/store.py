@@ -32,6 +32,7 @@ class Store:
         self._engines: dict[bool, Engine] = {}
         self._lock = threading.Lock()
         self._schema_ready = False
+        self._read_checked = False
 
     @property
     def backend(self) -> str:
@@ -65,18 +66,34 @@ class Store:
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot open store {self.safe_url}: {exc.orig}") from exc
 
+    def _upgrade_for_readers(self) -> None:
+        """A store made by an older dlprov lacks columns that readers select (``task.rank``):
+        add them as a writer would, where the store can be written. A store without dlprov's
+        tables is left alone (reading never creates one), and so is one that cannot be written
+        (the reader then meets the missing column)."""
+        try:
+            engine = self.engine(read_only=True)
+            with engine.connect() as conn:
+                found = set(conn.exec_driver_sql(_CATALOGUE_COLUMNS[engine.dialect.name]).all())
+            if _SCHEMA_COLUMNS <= found or (schema.dataflow.name, "id") not in found:
+                return
+            with self._lock:
+                self._schema_ready = False
+            self.engine()
+        except (StoreUnavailable, SQLAlchemyError):
+            return
+
     @staticmethod
     def _schema_present(engine: Engine) -> bool:
         """Whether every table and column exists, so that a store made by an older dlprov still
         gets the tables and columns added since: one query of the database's catalogue (a
         SELECT per table, or reflection, cost a run several milliseconds)."""
-        wanted = {(t.name, c.name) for t in schema.metadata.sorted_tables for c in t.columns}
         try:
             with engine.connect() as conn:
                 found = set(conn.exec_driver_sql(_CATALOGUE_COLUMNS[engine.dialect.name]).all())
         except SQLAlchemyError:
             return False
-        return wanted <= found
+        return _SCHEMA_COLUMNS <= found
 
     @property
     def safe_url(self) -> str:
@@ -100,6 +117,9 @@ class Store:
     def read(self, prepare: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
         """A connection for reading; it refuses to write. ``prepare`` runs first, while the
         connection may still make temporary objects (the dataflow's views for `dlprov sql`)."""
+        if not self._read_checked:
+            self._read_checked = True
+            self._upgrade_for_readers()
         try:
             conn = self.engine(read_only=True).connect()
             if prepare is not None:
@@ -165,6 +185,8 @@ _CATALOGUE_COLUMNS = {
     "postgresql": "SELECT table_name, column_name FROM information_schema.columns "
                   "WHERE table_schema = current_schema()",
 }
+
+_SCHEMA_COLUMNS = {(t.name, c.name) for t in schema.metadata.sorted_tables for c in t.columns}
 
 # Engines are shared by every Store of one URL in a process: each dlprov.run makes a Store,
 # and a new engine would compile every statement again (~10 ms of the writer thread per run).
