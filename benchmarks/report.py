@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -35,53 +34,32 @@ BENCHMARKS = (
 
 
 def machine() -> list[str]:
-    """What the figures were measured on."""
-    lines = [f"- host: {platform.node()}, {platform.platform()}"]
-    cpu = _cpu_model()
-    lines.append(f"- CPU: {cpu or platform.processor() or platform.machine()}, "
-                 f"{os.cpu_count()} logical CPUs"
-                 + (f" ({len(os.sched_getaffinity(0))} usable)"
-                    if hasattr(os, "sched_getaffinity") else ""))
-    memory = _memory_gib()
-    if memory:
-        lines.append(f"- memory: {memory:.1f} GiB")
-    virt = _virtualization()
-    if virt:
-        lines.append(f"- virtualization: {virt}")
+    """What the figures were measured on (dlprov's own environment probe, as a run records it)."""
+    from dlprov.capture.environment import collect_environment
+    found = collect_environment(git=False, gpus=False, packages=False, command_line=False)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    lines = [f"- host: {found['hostname']}, {found['platform']}"
+             + (" (in a container)" if found.get("in_container") else ""),
+             f"- CPU: {found.get('processor') or found['architecture']}, "
+             f"{found['cpu_count']} logical CPUs" + (f" ({usable} usable)" if usable else "")]
+    if found.get("memory_bytes"):
+        lines.append(f"- memory: {found['memory_bytes'] / 2**30:.1f} GiB")
+    if _hypervisor():
+        lines.append("- virtualization: a virtual machine (hypervisor flag set)")
     packages = ", ".join(f"{name} {_version(name)}" for name in
                          ("dlprov", "torch", "sqlalchemy", "psycopg", "prov", "numpy"))
-    lines.append(f"- Python {platform.python_version()}; {packages}")
+    lines.append(f"- Python {found['python_version']}; {packages}")
     lines.append("- GPU: none used (every figure is CPU)")
     return lines
 
 
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 2**20
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _virtualization() -> str | None:
+def _hypervisor() -> bool:
     try:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("flags")), "")
     except OSError:
-        return None
-    return "a virtual machine (hypervisor flag set)" if " hypervisor" in flags else None
+        return False
+    return " hypervisor" in flags
 
 
 def _version(name: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -41,25 +40,11 @@ def consume(scale: int, inputs=()) -> int:
 def htex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One HighThroughputExecutor with two workers for the module (it takes seconds to start)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        # Parsl starts its interchange and worker pool by script name: the venv's bin on PATH.
-        monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}"
-                                   f"{os.environ['PATH']}")
         # The apps below are pickled by reference: the workers import them from this module.
         monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[2]))
-        from parsl.config import Config
-        from parsl.executors import HighThroughputExecutor
-        from parsl.providers import LocalProvider
-
-        config = Config(executors=[HighThroughputExecutor(
-            label="htex", address="127.0.0.1", max_workers_per_node=2, cores_per_worker=1,
-            provider=LocalProvider(init_blocks=1, max_blocks=1))],
-            run_dir=str(tmp_path_factory.mktemp("parsl") / "runinfo"))
-        dfk = parsl.load(config)
-        try:
+        from dlprov.demo.parallel import local_htex  # the demo's executor: 2 local workers
+        with local_htex(2, tmp_path_factory.mktemp("parsl") / "runinfo"):
             yield
-        finally:
-            dfk.cleanup()
-            parsl.clear()
 
 
 def _rows(store: Path, statement: str) -> list[tuple]:
