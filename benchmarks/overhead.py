@@ -269,6 +269,65 @@ def measure_training(data: Digits, args: argparse.Namespace, folder: Path, model
     return timings
 
 
+# -- 4. a run's fixed cost in a fresh process ----------------------------------------------------
+
+# One run of ten epochs in a new interpreter, as a training script lives it: the first run of a
+# process opens the store, compiles its statements and (for a new store) makes its tables.
+FRESH_PROCESS = """
+import json, sys, time
+began = time.perf_counter()
+import dlprov
+imported = time.perf_counter()
+run = dlprov.run("fresh", store=sys.argv[1], email="benchmark@localhost",
+                 capture_environment={"git": False})
+started = time.perf_counter()
+with run.task("train") as task:
+    task.input("itrain", learning_rate=0.001, batch_size=16)
+    for epoch in range(10):
+        task.output("otrain", epoch=epoch, loss=1.0 / (epoch + 1), accuracy=0.9)
+calls = time.perf_counter()
+run.end()
+ended = time.perf_counter()
+print(json.dumps({"import": imported - began, "start": started - imported,
+                  "calls": calls - started, "end": ended - calls}))
+"""
+
+
+def measure_fresh_processes(folder: Path, runs: int) -> dict[str, list[dict[str, float]]]:
+    """``runs`` new interpreters each doing one run: into a new store, and into one that
+    already holds runs (made by the first of them)."""
+    import subprocess
+    found: dict[str, list[dict[str, float]]] = {"new store": [], "existing store": []}
+    existing = folder / "fresh-existing.db"
+    for i in range(runs + 1):
+        for kind, store in (("new store", folder / f"fresh-new-{i}.db"),
+                            ("existing store", existing)):
+            done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(store)],
+                                  capture_output=True, text=True, timeout=120, check=True)
+            if i > 0:  # the first pair warms the disk cache and makes the existing store
+                found[kind].append(json.loads(done.stdout))
+    return found
+
+
+def report_fresh_processes(report: "Report", found: dict[str, list[dict[str, float]]],
+                           number: str) -> None:
+    runs = len(found["new store"])
+    report.say(f"{number}. A run's fixed cost in a fresh process ({runs} new interpreters each): "
+               f"dlprov.run(), 11 capture calls, run.end()")
+    report.say(f"   {'store':<15} {'import dlprov':>13} {'dlprov.run()':>13} {'11 calls':>9} "
+               f"{'run.end()':>10}")
+    for kind, rows in found.items():
+        med = {k: 1000 * statistics.median(r[k] for r in rows) for k in rows[0]}
+        report.say(f"   {kind:<15} {med['import']:>10.1f} ms {med['start']:>10.2f} ms "
+                   f"{med['calls']:>6.2f} ms {med['end']:>7.2f} ms")
+        report.verdicts.append(Verdict(f"fresh process, {kind}: run() + end()",
+                                       f"{med['start'] + med['end']:.1f} ms", "(reported)", "-"))
+    report.say("   medians; run.end() waits for the writer thread: opening the store, compiling "
+               "its statements, (new store) making")
+    report.say("   its tables, writing. Later runs in the same process reuse the engine: see "
+               "the flush column above")
+
+
 # -- reporting -----------------------------------------------------------------------------------
 
 def _count_rows(store: Path, table: str) -> int:
@@ -464,9 +523,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default=None,
                         help="comma-separated models to train: mlp, cnn (default both; "
                              "--quick: mlp)")
+    parser.add_argument("--fresh-runs", type=int, default=None,
+                        help="new interpreters timing one run each (default 7; --quick: 2)")
     parser.add_argument("--json", help="also write the figures as JSON here")
     parser.add_argument("--plot", help="write a PNG box plot of the overheads here")
     args = parser.parse_args(argv)
+    if args.fresh_runs is None:
+        args.fresh_runs = 2 if args.quick else 7
     args.models = [m.strip() for m in (args.models or ("mlp" if args.quick else "mlp,cnn"))
                    .split(",") if m.strip()]
     unknown = [m for m in args.models if m not in MODELS]
@@ -508,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
             report_training(report, timings, args, batches, statistics.median(cost.per_call_us),
                             model, str(number))
             report.say()
+        _progress(f"fresh processes: {args.fresh_runs} x 2")
+        report_fresh_processes(report, measure_fresh_processes(folder, args.fresh_runs),
+                               str(len(args.models) + 2))
+        report.say()
     report.lines += render_table(report.verdicts)
     report.say()
     for outcome in ("FAIL", "UNRESOLVED"):

@@ -10,23 +10,36 @@ from typing import Any, Iterable
 _MARKERS = ("$datetime", "$dict")
 
 
+# Values both functions hand back unchanged. A dict or list holding only such values (the values
+# of an element, mostly) is handed back itself, not copied: the records of a batch are mostly
+# numbers and short strings, and the HTTP client and the server encode and decode every one.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_all_plain = _PLAIN.issuperset
+
+
 def encode(value: Any) -> Any:
-    """JSON-ready ``value``: datetimes tagged, and a dict that looks like a tag escaped."""
+    """JSON-ready ``value``: datetimes tagged, and a dict that looks like a tag escaped. The
+    result may share lists and dicts with ``value``: serialise it, do not change it."""
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, dict):
-        encoded = {k: encode(v) for k, v in value.items()}
-        return {"$dict": encoded} if len(value) == 1 and next(iter(value)) in _MARKERS \
-            else encoded
+        if len(value) == 1 and next(iter(value)) in _MARKERS:
+            return {"$dict": {k: encode(v) for k, v in value.items()}}
+        if _all_plain(map(type, value.values())):
+            return value
+        return {k: v if type(v) in _PLAIN else encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
+        return [v if type(v) in _PLAIN else encode(v) for v in value]
     return value
 
 
 def decode(value: Any) -> Any:
-    """The inverse of :func:`encode` (top-down, so that an escaped dict stays as it was)."""
+    """The inverse of :func:`encode` (top-down, so that an escaped dict stays as it was). The
+    result may share lists and dicts with ``value``."""
     if isinstance(value, list):
-        return [decode(v) for v in value]
+        if _all_plain(map(type, value)):
+            return value
+        return [v if type(v) in _PLAIN else decode(v) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
@@ -34,8 +47,10 @@ def decode(value: Any) -> Any:
         if key == "$datetime":
             return datetime.fromisoformat(inner)
         if key == "$dict":
-            return {k: decode(v) for k, v in inner.items()}
-    return {k: decode(v) for k, v in value.items()}
+            return {k: v if type(v) in _PLAIN else decode(v) for k, v in inner.items()}
+    if _all_plain(map(type, value.values())):
+        return value
+    return {k: v if type(v) in _PLAIN else decode(v) for k, v in value.items()}
 
 
 BATCH = "$batch"  # a spool line ``["$batch", batch_id]``: the records after it form that batch

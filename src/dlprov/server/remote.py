@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from dlprov.errors import NotFound, StoreUnavailable, ValueRejected
+from dlprov.errors import DlprovError, NotFound, StoreUnavailable, ValueRejected
 from dlprov.model import records as r
 from dlprov.model.names import check_name
+from dlprov.model.spec import DataflowSpec
 from dlprov.recorder.spool import decode
 from dlprov.store.store import Store
 from dlprov.store.writer import StoreWriter
@@ -53,20 +54,50 @@ def decode_batch(body: Any) -> list[tuple]:
         raise ValueRejected(f"a batch holds at most {MAX_RECORDS} records, got {len(body)}")
     records = []
     for number, raw in enumerate(body, 1):
-        record = decode(raw)
+        try:
+            record = decode(raw)
+        except (TypeError, ValueError) as exc:  # a tagged value that is none: {"$datetime": 5}
+            raise ValueRejected(f"record {number} holds a tagged value that does not decode: "
+                                f"{type(exc).__name__}: {str(exc)[:200]}") from None
         shape = _SHAPES.get(record[0]) if isinstance(record, list) and record \
             and isinstance(record[0], str) else None
         if shape is None:
             raise ValueRejected(f"record {number} is not a record: a list whose first item is "
                                 f"one of {sorted(r.KINDS)}")
-        length, texts, dicts, lists = shape
-        if len(record) != length \
-                or not all(isinstance(record[i], str) and len(record[i]) <= 200 for i in texts) \
-                or not all(isinstance(record[i], dict) for i in dicts) \
-                or not all(isinstance(record[i], list) for i in lists):
+        if len(record) != shape[0] or not _has_shape(record, *shape[1:]):
             raise ValueRejected(f"record {number} ({record[0]}) has the wrong shape")
+        if record[0] == r.SPEC:
+            _check_spec(number, record[2])
         records.append(tuple(record))
     return records
+
+
+def _has_shape(record: list, texts: tuple[int, ...], dicts: tuple[int, ...],
+               lists: tuple[int, ...]) -> bool:
+    # Plain loops, not all() over generators: this runs for every record a server takes.
+    for i in texts:
+        if not isinstance(record[i], str) or len(record[i]) > 200:
+            return False
+    for i in dicts:
+        if not isinstance(record[i], dict):
+            return False
+    for i in lists:
+        if not isinstance(record[i], list):
+            return False
+    return True
+
+
+def _check_spec(number: int, snapshot: dict) -> None:
+    """Refuse a spec record that is no dataflow spec (the writer would fail on it with
+    whatever error its shape provokes)."""
+    try:
+        DataflowSpec.from_dict(snapshot)
+    except DlprovError as exc:
+        raise ValueRejected(f"record {number} (spec): {exc}") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueRejected(f"record {number} (spec) is not a dataflow spec "
+                            f"(tag, transformations, sets, dependencies): "
+                            f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 class BatchWriter:
@@ -94,7 +125,8 @@ class BatchWriter:
             except OperationalError as exc:
                 raise StoreUnavailable(f"the store cannot take the batch now: {exc.orig}") \
                     from exc
-            except (SQLAlchemyError, LookupError, TypeError, ValueError) as exc:
+            except (SQLAlchemyError, LookupError, TypeError, ValueError, ArithmeticError) as exc:
+                # ArithmeticError: an int that the column cannot hold (sqlite3's OverflowError)
                 raise ValueRejected(f"the store refused the batch, nothing of it was stored: "
                                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}") \
                     from exc

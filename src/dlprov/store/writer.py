@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, Dialect, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -18,30 +18,13 @@ from dlprov.model import records as r
 from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema as s
+from dlprov.store.bulk import SetTable, insert_rows
 from dlprov.store.files import file_digest
 from dlprov.store.specs import read_spec, save_spec
 
 
-@dataclass(frozen=True)
-class _SetTable:
-    """A set's table and what inserting into it needs: the column positions, the driver-level
-    INSERT, and the bind processors of the columns that have one (timestamps, JSON)."""
-    table: Table
-    position: dict[str, int]
-    insert_sql: str
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
-
-    @classmethod
-    def of(cls, table: Table, dialect: Dialect) -> "_SetTable":
-        columns = [c for c in table.columns if c.name != "id"]
-        quote = dialect.identifier_preparer
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        sql = (f"INSERT INTO {quote.format_table(table)} "
-               f"({', '.join(quote.format_column(c) for c in columns)}) "
-               f"VALUES ({', '.join([marker] * len(columns))})")
-        processors = tuple((i, p) for i, c in enumerate(columns)
-                           if (p := c.type.dialect_impl(dialect).bind_processor(dialect)))
-        return cls(table, {c.name: i for i, c in enumerate(columns)}, sql, processors)
+# (column positions, row width, position of the task column, task id, the rows to insert)
+_ElementSlot = tuple[dict[str, int], int, int, int, list[list]]
 
 
 @dataclass(frozen=True)
@@ -132,40 +115,44 @@ class StoreWriter:
         # Spec snapshots only grow, so the last one of a dataflow in the batch, applied where its
         # first one stands, serves every record after it: one new version per batch, not per step.
         last_spec = {rec[1]: rec for rec in batch if rec[0] == r.SPEC}
-        pending: dict[tuple[str, str], list[dict]] = {}
+        pending: dict[tuple[str, str], list[list]] = {}
+        slots: dict[tuple[str, str], _ElementSlot] = {}
         for record in batch:
             kind = record[0]
+            if kind == r.ELEMENT:
+                slot = slots.get((record[1], record[2]))
+                if slot is None:
+                    slot = slots[record[1], record[2]] = self._element_slot(
+                        conn, pending, record[1], record[2])
+                position, width, task_at, task_id, rows = slot
+                row = [None] * width
+                for name, value in record[3].items():
+                    row[position[name]] = value
+                row[task_at] = task_id
+                rows.append(row)
+                continue
             if kind == r.SPEC:
                 record = last_spec.pop(record[1], None)
                 if record is None:
                     continue
-            if kind == r.ELEMENT:
-                _, task_key, set_tag, values = record
-                task = self._task(conn, task_key)
-                target = self._table(conn, task.df_tag, set_tag)
-                position = target.position
-                row = [None] * len(position)
-                for name, value in values.items():
-                    row[position[name]] = value
-                row[position[task_column(task.transformation)]] = task.id
-                pending.setdefault((task.df_tag, set_tag), []).append(row)
-                continue
             # Everything else may depend on elements written before it (a USE stamps them).
             self._insert_elements(conn, pending)
-            pending = {}
+            pending, slots = {}, {}
             getattr(self, "_on_" + kind)(conn, *record[1:])
         self._insert_elements(conn, pending)
 
+    def _element_slot(self, conn: Connection, pending: dict[tuple[str, str], list[list]],
+                      task_key: str, set_tag: str) -> "_ElementSlot":
+        # What every element of one task in one set needs, looked up once per batch: the
+        # elements of a batch are mostly a few tasks' outputs to a few sets.
+        task = self._task(conn, task_key)
+        position = self._table(conn, task.df_tag, set_tag).position
+        rows = pending.setdefault((task.df_tag, set_tag), [])
+        return position, len(position), position[task_column(task.transformation)], task.id, rows
+
     def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[list]]) -> None:
-        # Rows go to the driver's executemany as tuples: SQLAlchemy's per-row parameter
-        # processing costs several us a row on the writer thread, all of it holding the GIL.
         for (df_tag, set_tag), rows in pending.items():
-            target = self._table(conn, df_tag, set_tag)
-            for i, process in target.processors:
-                for row in rows:
-                    if row[i] is not None:
-                        row[i] = process(row[i])
-            conn.exec_driver_sql(target.insert_sql, [tuple(row) for row in rows])
+            insert_rows(conn, self._table(conn, df_tag, set_tag), rows)
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
@@ -181,16 +168,30 @@ class StoreWriter:
     def _on_exec_start(self, conn: Connection, key: str, fields: dict) -> None:
         fields = dict(fields)  # the record may yet be spooled: leave it as it was
         df_tag = fields.pop("df_tag")
+        # Under torchrun every rank starts the same execution (same key, same tag) and any may
+        # reach the store first: insert if absent; the leader's (rank 0's) start time, host,
+        # pid and user then overwrite a follower's, never its status. A tag held by another
+        # key still fails, as it does outside torchrun.
+        leader = fields.pop("leader", True)
         dataflow = self._dataflow(conn, df_tag)
-        exec_id = conn.execute(s.dataflow_execution.insert().values(
+        table = s.dataflow_execution
+        insert = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table).values(
             uuid=key, df_id=dataflow.id, df_version=dataflow.version, status="running",
-            **fields)).inserted_primary_key[0]
-        self._execs[key] = _Exec(exec_id, fields["tag"], df_tag)
+            **fields)
+        conn.execute(insert.on_conflict_do_update(index_elements=[table.c.uuid], set_=fields)
+                     if leader else insert.on_conflict_do_nothing(index_elements=[table.c.uuid]))
+        exec_id, tag = conn.execute(select(table.c.id, table.c.tag)
+                                    .where(table.c.uuid == key)).one()
+        self._execs[key] = _Exec(exec_id, tag, df_tag)
 
     def _on_exec_end(self, conn: Connection, key: str, fields: dict) -> None:
         execution = self._exec(conn, key)
+        # The spec may have grown since the execution started (sets inferred from their first
+        # element): the execution ran under the version its last records needed.
+        version = self._dataflow(conn, execution.df_tag).version
         conn.execute(update(s.dataflow_execution)
-                     .where(s.dataflow_execution.c.id == execution.id).values(**fields))
+                     .where(s.dataflow_execution.c.id == execution.id)
+                     .values(**fields, df_version=version))
 
     def _on_task_start(self, conn: Connection, key: str, fields: dict) -> None:
         fields = dict(fields)
@@ -229,8 +230,15 @@ class StoreWriter:
             conn.execute(self._insert_ignore(s.task_usage), usage)
 
     def _on_environment(self, conn: Connection, key: str, fields: dict) -> None:
-        conn.execute(self._insert_ignore(s.environment).values(
-            exec_id=self._exec(conn, key).id, **fields))
+        fields = dict(fields)
+        exec_id = self._exec(conn, key).id
+        # git's user.email, asked on the probe's thread: the agent's e-mail if none was given
+        email = fields.pop("agent_email", None)
+        if email:
+            execution = s.dataflow_execution
+            conn.execute(update(execution).where(execution.c.id == exec_id,
+                                                 execution.c.email.is_(None)).values(email=email))
+        conn.execute(self._insert_ignore(s.environment).values(exec_id=exec_id, **fields))
 
     def _on_model(self, conn: Connection, task_key: str, fields: dict) -> None:
         task = self._task(conn, task_key)
@@ -249,12 +257,12 @@ class StoreWriter:
             known = self._dataflows[df_tag] = _Dataflow(*found)
         return known
 
-    def _table(self, conn: Connection, df_tag: str, set_tag: str) -> "_SetTable":
+    def _table(self, conn: Connection, df_tag: str, set_tag: str) -> SetTable:
         key = (df_tag, set_tag)
         found = self._tables.get(key)
         if found is None:
             table = s.set_table(self.dialect, self._dataflow(conn, df_tag).spec, set_tag)
-            found = self._tables[key] = _SetTable.of(table, conn.dialect)
+            found = self._tables[key] = SetTable.of(table, conn.dialect)
         return found
 
     def _catalogue_id(self, conn: Connection, table: Table, df_tag: str, tag: str) -> int:
