@@ -19,10 +19,24 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
+# Each script prints its report (kept in benchmarks/out/NAME.txt) and writes its figures
+# (NAME.json) and plots (benchmarks/plots/); report.py then writes benchmarks/RESULTS.md.
+# About 20-30 minutes on 2 cores, most of it building the 10,000-execution store once
+# (cached in benchmarks/.cache/) and the peers' training rounds.
+BENCH_OUT := benchmarks/out
+PLOTS := benchmarks/plots
+
 bench: $(STAMP) bench-peers
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/ingest.py
-	test ! -f $(PEERS_STAMP) || $(PEERS)/bin/python benchmarks/peers.py
+	mkdir -p $(BENCH_OUT) $(PLOTS)
+	$(BIN)/python benchmarks/overhead.py --json $(BENCH_OUT)/overhead.json \
+		--plot $(PLOTS)/overhead.png > $(BENCH_OUT)/overhead.txt
+	test ! -f $(PEERS_STAMP) || $(PEERS)/bin/python benchmarks/peers.py \
+		--json $(BENCH_OUT)/peers.json --plot $(PLOTS)/peers.png > $(BENCH_OUT)/peers.txt
+	$(BIN)/python benchmarks/ingest.py --json $(BENCH_OUT)/ingest.json > $(BENCH_OUT)/ingest.txt
+	$(BIN)/python benchmarks/queries.py --json $(BENCH_OUT)/queries.json \
+		--plot $(PLOTS)/queries.png > $(BENCH_OUT)/queries.txt
+	$(BIN)/python benchmarks/export.py --json $(BENCH_OUT)/export.json > $(BENCH_OUT)/export.txt
+	$(BIN)/python benchmarks/report.py $(BENCH_OUT) -o benchmarks/RESULTS.md
 
 # MLflow and yProv4ML live in their own venv, never in the project's. torch==2.13.0 goes in
 # first and stays (a constraints file); yprov4ml goes in with --no-deps (it asks for
@@ -45,4 +59,4 @@ $(PEERS_STAMP): pyproject.toml benchmarks/requirements-peers.txt benchmarks/requ
 	touch $(PEERS_STAMP)
 
 clean:
-	rm -rf $(VENV) $(PEERS) demo-output dlprov.db dlprov.db-wal dlprov.db-shm dlprov.db.spool
+	rm -rf $(VENV) $(PEERS) $(BENCH_OUT) demo-output dlprov.db dlprov.db-wal dlprov.db-shm dlprov.db.spool

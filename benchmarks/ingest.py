@@ -19,6 +19,7 @@ A report, not a test: it exits 0 whether targets are met or not.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -151,6 +152,22 @@ def report(results: list[dict], args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def figures(results: list[dict]) -> list[dict]:
+    """The judged figures, for ``--json`` (read by ``benchmarks/report.py``)."""
+    rows = []
+    for found in results:
+        rates, target = found["rates"], TARGETS[found["name"]]
+        median = statistics.median(rates)
+        rows.append({"figure": f"ingest into {found['name']}", "value": median,
+                     "unit": "elements/s", "spread": [min(rates), max(rates)],
+                     "target": f">= {target:,} elements/s",
+                     "result": "PASS" if median >= target else "FAIL"})
+    for found in results:
+        rows.append({"figure": f"capture call with the {found['name']} store",
+                     "value": found["call_us"], "unit": "us", "target": None, "result": "-"})
+    return rows
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,6 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="timed repeats per backend (default 7)")
     parser.add_argument("--calls", type=int, help="capture calls to time (default 100000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--json", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     quick = args.quick
     args.elements = args.elements or (5_000 if quick else 100_000)
@@ -191,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             if found is not None:
                 results.append(found)
     print("\n".join(report(results, args)))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures(results), indent=2))
     return 0
 
 
