@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+import dlprov
+from dlprov.query.catalogue import list_runs, list_tasks
+from dlprov.store.store import Store
+
 FLUSH_INTERVAL = 0.2
 MARGIN = 0.5          # the writer thread may lag a tick behind its interval
 RUN_FOR = 2.5         # seconds of training before the kill
@@ -95,3 +99,19 @@ def test_sigkill_keeps_everything_older_than_one_flush_interval(tmp_path: Path) 
     assert executions == [("killed", "running", None)]
     assert tasks == [("running", None)]
     assert inputs == [(0.01, "sgd")]
+    # Nobody will end them: readers show the killed process's run and task as unknown.
+    (run,) = list_runs(Store(store))
+    assert (run["exec_tag"], run["status"], run["pid"]) == ("killed", "unknown", proc.pid)
+    assert [t["status"] for t in list_tasks("killed", Store(store))] == ["unknown"]
+
+
+def test_a_run_whose_process_lives_is_shown_running(tmp_path: Path) -> None:
+    store = Store(tmp_path / "live.db")
+    with dlprov.run("live", store=store, exec_tag="alive") as run:
+        with run.task("train") as train:
+            train.output("otrain", loss=1.0)
+            run.flush()
+            assert [r["status"] for r in list_runs(store)] == ["running"]
+            assert [t["status"] for t in list_tasks("alive", store)] == ["running"]
+    assert [r["status"] for r in list_runs(store)] == ["finished"]
+    assert [t["status"] for t in list_tasks("alive", store)] == ["finished"]

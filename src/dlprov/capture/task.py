@@ -54,7 +54,7 @@ class Task:
             "identifier": identifier, "sub_id": sub_id, "status": RUNNING,
             "start_time": self.start_time, "workspace": workspace or run.workspace,
             "computing_resource": resource or run.hostname,
-            "depends_on": [t.key for t in self.depends_on],
+            "depends_on": [t.key for t in self.depends_on], "pid": os.getpid(),
             **({"rank": run.rank} if run.rank is not None else {})}))
         for producer, set_tags in uses_:
             self._put((r.USE, self.key, producer.key, sorted(set_tags)))

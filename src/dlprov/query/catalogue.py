@@ -8,6 +8,7 @@ from sqlalchemy import Connection, case, func, select
 
 from dlprov.errors import NotFound
 from dlprov.model.spec import DataflowSpec
+from dlprov.query.liveness import observed_status
 from dlprov.store import schema as s
 from dlprov.store.specs import read_spec
 from dlprov.store.store import Store, as_store
@@ -55,7 +56,8 @@ def list_runs(store: Store | str | None = None,
                      func.sum(case((t.c.status == "failed", 1), else_=0)).label("failed"))
               .group_by(t.c.exec_id).subquery())
     query = (select(e.c.id, e.c.tag.label("exec_tag"), s.dataflow.c.tag.label("df_tag"),
-                    e.c.status, e.c.start_time, e.c.end_time, e.c.hostname, e.c.username,
+                    e.c.status, e.c.start_time, e.c.end_time, e.c.hostname, e.c.pid,
+                    e.c.username,
                     func.coalesce(counts.c.tasks, 0).label("tasks"),
                     func.coalesce(counts.c.failed, 0).label("failed_tasks"))
              .join(s.dataflow, s.dataflow.c.id == e.c.df_id)
@@ -67,6 +69,7 @@ def list_runs(store: Store | str | None = None,
         rows = [dict(row._mapping) for row in conn.execute(query)]
     for row in rows:
         row["duration_s"] = _seconds(row["start_time"], row["end_time"])
+        row["status"] = observed_status(row["status"], row["hostname"], row["pid"])
     return rows
 
 
@@ -77,9 +80,10 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
     e, t, dep = s.dataflow_execution, s.task, s.task_dependency
     with store.read() as conn:
         where = e.c.id == int(run) if run.isdigit() else e.c.tag == run
-        exec_id = conn.execute(select(e.c.id).where(where)).scalar()
-        if exec_id is None:
+        execution = conn.execute(select(e.c.id, e.c.hostname, e.c.pid).where(where)).first()
+        if execution is None:
             raise NotFound(f"no execution {run!r} in the store: see `dlprov runs`")
+        exec_id = execution.id
         deps: dict[int, list[int]] = {}
         for task_id, depends_on in conn.execute(
                 select(dep.c.task_id, dep.c.depends_on_id)
@@ -88,12 +92,16 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
         rows = [dict(row._mapping) for row in conn.execute(
             select(t.c.id, t.c.identifier, s.data_transformation.c.tag.label("transformation"),
                    t.c.status, t.c.start_time, t.c.end_time, t.c.workspace,
-                   t.c.computing_resource, t.c.rank, t.c.error_msg)
+                   t.c.computing_resource, t.c.rank, t.c.pid, t.c.error_msg)
             .join(s.data_transformation, s.data_transformation.c.id == t.c.dt_id)
             .where(t.c.exec_id == exec_id).order_by(t.c.identifier, t.c.id))]
     for row in rows:
         row["duration_s"] = _seconds(row.pop("start_time"), row.pop("end_time"))
         row["depends_on"] = ",".join(str(d) for d in sorted(deps.get(row["id"], [])))
+        # tasks stored before task.pid existed ran in their execution's process
+        pid = row["pid"] if row["pid"] is not None else (
+            execution.pid if row["computing_resource"] == execution.hostname else None)
+        row["status"] = observed_status(row["status"], row["computing_resource"], pid)
         error = row.pop("error_msg")
         row["error"] = error.strip().splitlines()[-1] if error else None
     return rows

@@ -151,6 +151,9 @@ task = Table(
     # The rank of the process that ran the task under torchrun (its host: computing_resource);
     # None outside a distributed world. Added after 0.1.0's first stores: see add_missing_columns.
     Column("rank", Integer),
+    # The process that ran it, on computing_resource: a reader can tell a task whose process
+    # was killed (it stays "running") from one still running (see dlprov.query.liveness).
+    Column("pid", Integer),
 )
 
 task_dependency = Table(
