@@ -372,23 +372,35 @@ class Report:
                 indent=2))
 
     def plot(self, path: str | None, title: str) -> None:
-        """A box plot of the per-round overheads (PNG), one box per series."""
+        """Box plots of the per-round overheads (PNG): one panel per group, one box per series
+        (series are named ``"group | label"``); a log-like scale where some series are far
+        above the rest (MLflow's, in peers.py)."""
         if not path or not self.series:
             return
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        names = list(self.series)
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names)), 4.2))
-        ax.boxplot([self.series[n] for n in names], showfliers=True)
-        ax.set_xticks(range(1, len(names) + 1), [n.replace(" ", "\n", 1) for n in names],
-                      fontsize=8)
-        ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_ylabel("wall-time overhead over the same round's baseline (%)")
-        if any(min(v) > 0 and max(v) / max(min(v), 1e-9) > 50 for v in self.series.values()):
-            ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
+        groups: dict[str, dict[str, list[float]]] = {}
+        for name, values in self.series.items():
+            group, _, label = name.rpartition(" | ")
+            groups.setdefault(group, {})[label] = values
+        width = max(len(g) for g in groups.values())
+        fig, axes = plt.subplots(1, len(groups), figsize=(1.4 * width * len(groups) + 1.5, 4.2),
+                                 squeeze=False)
+        for ax, (group, series) in zip(axes[0], groups.items()):
+            ax.boxplot(list(series.values()), showfliers=True)
+            ax.set_xticks(range(1, len(series) + 1), [n.replace(" ", "\n") for n in series],
+                          fontsize=8)
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+            top = max(max(v) for v in series.values())
+            if top > 50:
+                bottom = min(min(min(v) for v in series.values()), 0.0)
+                ax.set_yscale("symlog", linthresh=2.0)
+                ax.set_ylim(1.5 * bottom - 1.0, 2.0 * top)
+            ax.set_title(group, fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0][0].set_ylabel("overhead over the same round's baseline (%)")
+        fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
@@ -453,7 +465,7 @@ def report_training(report: Report, timings: dict[str, list[Timing]],
                        f"{threads_ms:>8.1f}ms")
             continue
         overhead = [100.0 * (w / b - 1.0) for w, b in zip(walls, base)]
-        report.series[f"{model} {variant}"] = overhead
+        report.series[f"{MODELS[model].split()[0]} | {variant}"] = overhead
         med = statistics.median(overhead)
         low, high = _median_ci(overhead)
         threads_ms = 1000 * statistics.median(t.background_cpu_s for t in runs)

@@ -381,7 +381,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
     for tool in tools:
         walls = [t.wall_s for t in timings[tool]]
         overheads[tool] = [100.0 * (w / b - 1.0) for w, b in zip(walls, base)]
-        report.series[f"{model} {level} {tool}"] = overheads[tool]
+        report.series[f"{ov.MODELS[model].split()[0]}, per {level} | {tool}"] = overheads[tool]
     dl_med = statistics.median(overheads[DLPROV])
     for tool in tools:
         o = overheads[tool]
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(report.lines), flush=True)
     report.write_json(args.json)
     report.plot(args.plot, f"training overhead beside peers, {args.epochs} epochs, "
-                           f"{args.repeats} rounds (symlog scale where MLflow dwarfs the rest)")
+                           f"{args.repeats} rounds")
     return 0
 
 

@@ -36,7 +36,7 @@ def test_quick_run_exits_0_and_prints_its_table(tmp_path: Path) -> None:
     names = {f["figure"] for f in found["figures"]}
     assert "training (cnn), per-epoch capture CPU" in names
     assert all(f["result"] for f in found["figures"])
-    assert sorted(found["series"]) == ["cnn per-batch", "cnn per-epoch", "mlp per-batch",
-                                       "mlp per-epoch"]
+    assert sorted(found["series"]) == ["CNN | per-batch", "CNN | per-epoch", "MLP | per-batch",
+                                       "MLP | per-epoch"]
     assert all(len(v) == 2 for v in found["series"].values())  # --quick: 2 rounds
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
