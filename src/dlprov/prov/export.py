@@ -24,6 +24,7 @@ from prov.model import ProvDocument
 
 from dlprov.errors import DlprovError
 from dlprov.prov.mapping import document
+from dlprov.prov.memory import paused_gc
 from dlprov.store.store import Store
 
 #: format -> (prov serializer, its options)
@@ -80,11 +81,11 @@ def serialize(doc: ProvDocument, format: str = "json", *, max_nodes: int = 150) 
         from dlprov.graph.neo4j_files import csv_zip
         return csv_zip(doc)
     serializer, options = TEXT_FORMATS[format]
-    if format not in BUNDLE_FORMATS:
-        doc = doc.flattened()
     if format == "json":
         options = {"indent": 2}
-    with _quiet_rdflib():
+    with _quiet_rdflib(), paused_gc():
+        if format not in BUNDLE_FORMATS:
+            doc = doc.flattened()
         text = doc.serialize(format=serializer, **options)
     return text.encode("utf-8") if isinstance(text, str) else text
 

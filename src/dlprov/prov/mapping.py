@@ -32,6 +32,8 @@ from prov.model import PROV, Literal, ProvBundle, ProvDocument
 from dlprov.model.names import task_column
 from dlprov.prov import ids
 from dlprov.prov.ids import DLPROV
+from dlprov.prov.memory import paused_gc
+from dlprov.prov.records import RecordAdder
 from dlprov.prov.scope import Snapshot, read_snapshot
 from dlprov.store.store import Store
 
@@ -107,6 +109,7 @@ class _Builder:
         self.execution_ids = {e["id"]: ids.execution_id(e["uuid"]) for e in snap.executions}
         self.elements: set[QualifiedName] = set()      # the elements emitted
         self.plan = ids.plan_id(snap.df_tag)
+        self.add = RecordAdder(DLPROV)  # the elements and their relations, the bulk
 
     def build(self) -> ProvDocument:
         self.doc.entity(self.plan, [(PROV_TYPE, PLAN), (DLPROV["df_tag"], self.snap.df_tag),
@@ -129,6 +132,7 @@ class _Builder:
     def _execution(self, execution: dict[str, Any]) -> None:
         uuid = execution["uuid"]
         bundle = self.bundles[execution["id"]] = self.doc.bundle(ids.bundle_id(uuid))
+        self.add.register(bundle)
         activity = ids.execution_id(uuid)
         fields = [("exec_tag" if f == "tag" else f, execution[f]) for f in _EXECUTION_FIELDS]
         bundle.activity(activity, execution["start_time"], execution["end_time"],
@@ -181,6 +185,7 @@ class _Builder:
         """Emit every element related to a task in scope, with its used and wasGeneratedBy
         relations; return the inputs and outputs of each task, for the derivations."""
         spec, snap = self.snap.spec, self.snap
+        ds_tag, row_id = DLPROV["ds_tag"], DLPROV["id"]
         used: dict[int, list[QualifiedName]] = defaultdict(list)
         generated: dict[int, list[QualifiedName]] = defaultdict(list)
         # (producer task, set) -> consumer tasks: task_usage keeps every consumer, where the
@@ -211,14 +216,15 @@ class _Builder:
                 owner = maker if maker is not None else users[0]
                 bundle = self._bundle_of(owner)
                 entity = ids.element_id(spec.tag, set_tag, row["id"])
-                bundle.entity(entity, [(DLPROV["ds_tag"], set_tag), (DLPROV["id"], row["id"]),
-                                       *_attributes((n, row.get(n)) for n in names)])
+                self.add.entity(bundle, entity, [
+                    (ds_tag, set_tag), (row_id, row["id"]),
+                    *_attributes((n, row.get(n)) for n in names)])
                 self.elements.add(entity)
                 if maker is not None:
-                    bundle.wasGeneratedBy(entity, self.task_ids[maker])
+                    self.add.generated(bundle, entity, self.task_ids[maker])
                     generated[maker].append(entity)
                 for user in users:
-                    self._bundle_of(user).used(self.task_ids[user], entity)
+                    self.add.used(self._bundle_of(user), self.task_ids[user], entity)
                     used[user].append(entity)
         return used, generated
 
@@ -264,9 +270,10 @@ class _Builder:
             bundle, activity = self._bundle_of(task_id), self.task_ids[task_id]
             for output in outputs:
                 for source in inputs:
-                    bundle.wasDerivedFrom(output, source, activity)
+                    self.add.derived(bundle, output, source, activity)
 
 
 def build(snap: Snapshot) -> ProvDocument:
     """The PROV document of a :class:`Snapshot` (see :func:`document`)."""
-    return _Builder(snap).build()
+    with paused_gc():
+        return _Builder(snap).build()

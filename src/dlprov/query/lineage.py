@@ -86,22 +86,32 @@ def q6(ctx: Context, *, training_set: str | None = None) -> Built:
     ctx.require("q6", OTEST, "loss")
     valued = {set_tag for set_tag in ctx.spec.sets
               if ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)}
-    training = ctes(edges_cte(), lineage_cte(f"""SELECT t.id, t.id, 0
-  FROM task t
-  JOIN data_transformation dt ON dt.id = t.dt_id
-  JOIN dataflow df ON df.id = dt.df_id
-  WHERE dt.tag = '{TRAIN}' AND df.tag = :dataflow"""),
+    # Walked down from the few tasks that used a matching value to the trainings they led
+    # to, not up from every training: the same trainings (reachability is symmetric), without
+    # the lineage of every training in the store.
+    training = ctes(
+        edges_cte(),
         # only elements with text or file values can match (_values): the others, and the
         # elements' descriptions, are not read
         produced_cte(ctx, sets=valued, described=False),
         used_cte(ctx, sets=valued, described=False), values_cte(ctx),
-        f"""_matched AS (
-  SELECT DISTINCT l.root_id AS train_task_id
-  FROM _lineage l
-  JOIN _used u ON u.task_id = l.task_id
-  JOIN _values v ON v.set_tag = u.set_tag AND v.element_id = u.element_id
+        f"""_hits(task_id) AS (
+  SELECT DISTINCT u.task_id
+  FROM _values v
+  JOIN _used u ON u.set_tag = v.set_tag AND u.element_id = v.element_id
   WHERE {_NOT_HYPERPARAMETERS}
     AND (v.value = :training_set OR v.value LIKE :training_set_suffix ESCAPE '\\')
+)""", """_downstream(task_id) AS (
+  SELECT task_id FROM _hits
+  UNION
+  SELECT e.task_id FROM _downstream d JOIN _edges e ON e.upstream_id = d.task_id
+)""", f"""_matched AS (
+  SELECT t.id AS train_task_id
+  FROM task t
+  JOIN data_transformation dt ON dt.id = t.dt_id
+  JOIN dataflow df ON df.id = dt.df_id
+  WHERE dt.tag = '{TRAIN}' AND df.tag = :dataflow
+    AND t.id IN (SELECT task_id FROM _downstream)
 )""", EVALUATIONS, tested_cte(ctx, "q6"), """_candidates AS (
   SELECT s.* FROM _tested s JOIN _matched mt ON mt.train_task_id = s.train_task_id
 )""", models_cte(ctx))
