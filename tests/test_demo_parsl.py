@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.demo_output import assert_listing_4_printed_as_stored
+
 pytest.importorskip("parsl")
 
 DLPROV = [sys.executable, "-m", "dlprov"]
@@ -56,14 +58,7 @@ def test_demo_parsl_trains_candidates_on_two_workers_in_one_execution(store_path
     assert sql("SELECT count(*) FROM digits__otrain") == [(8,)]
     assert sql("SELECT count(DISTINCT train_task_id) FROM digits__itrain") == [(4,)]
     # Listing 4 answers on this store and the printed answer is the stored one
-    [(best_task, best_lr)] = sql("""
-        SELECT t.train_task_id, i.learning_rate FROM digits__itrain i JOIN (
-          SELECT train_task_id, avg(accuracy) a FROM digits__otrain GROUP BY train_task_id
-          ORDER BY a DESC LIMIT 1) t ON t.train_task_id = i.train_task_id""")
-    listing = result.stdout.split("Listing 4")[1].split("\nQ1 ")[0]
-    [row] = [line.split() for line in listing.splitlines()
-             if line.strip() and line.split()[0].isdigit()]
-    assert (int(row[1]), float(row[3])) == (best_task, best_lr)
+    assert_listing_4_printed_as_stored(result.stdout, sql)
     for question in range(1, 13):
         assert f"\nQ{question} " in result.stdout
     # Parsl's run directory went to the output folder, not the working directory

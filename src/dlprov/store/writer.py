@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -58,6 +58,7 @@ class StoreWriter:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.read_model_files = read_model_files
+        self._upserts: dict[tuple[bool, tuple[str, ...]], Any] = {}
         self._forget()
 
     def _forget(self) -> None:
@@ -175,23 +176,34 @@ class StoreWriter:
         leader = fields.pop("leader", True)
         dataflow = self._dataflow(conn, df_tag)
         table = s.dataflow_execution
-        insert = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table).values(
-            uuid=key, df_id=dataflow.id, df_version=dataflow.version, status="running",
-            **fields)
-        conn.execute(insert.on_conflict_do_update(index_elements=[table.c.uuid], set_=fields)
-                     if leader else insert.on_conflict_do_nothing(index_elements=[table.c.uuid]))
+        # Values go as parameters, not into the statement: its cache key then stays the same
+        # from run to run and SQLAlchemy reuses the compiled form (no per-value bind objects).
+        conn.execute(self._exec_upsert(leader, tuple(fields)),
+                     {"uuid": key, "df_id": dataflow.id, "df_version": dataflow.version,
+                      "status": "running", **fields})
         exec_id, tag = conn.execute(select(table.c.id, table.c.tag)
                                     .where(table.c.uuid == key)).one()
         self._execs[key] = _Exec(exec_id, tag, df_tag)
+
+    def _exec_upsert(self, leader: bool, overwrite: tuple[str, ...]):
+        """The execution's insert-if-absent (a leader's overwriting ``overwrite``), made once."""
+        found = self._upserts.get((leader, overwrite))
+        if found is None:
+            table = s.dataflow_execution
+            insert = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+            found = self._upserts[leader, overwrite] = (
+                insert.on_conflict_do_update(index_elements=[table.c.uuid],
+                                             set_={k: insert.excluded[k] for k in overwrite})
+                if leader else insert.on_conflict_do_nothing(index_elements=[table.c.uuid]))
+        return found
 
     def _on_exec_end(self, conn: Connection, key: str, fields: dict) -> None:
         execution = self._exec(conn, key)
         # The spec may have grown since the execution started (sets inferred from their first
         # element): the execution ran under the version its last records needed.
         version = self._dataflow(conn, execution.df_tag).version
-        conn.execute(update(s.dataflow_execution)
-                     .where(s.dataflow_execution.c.id == execution.id)
-                     .values(**fields, df_version=version))
+        self._update(conn, s.dataflow_execution, execution.id,
+                     {**fields, "df_version": version})
 
     def _on_task_start(self, conn: Connection, key: str, fields: dict) -> None:
         fields = dict(fields)
@@ -199,18 +211,25 @@ class StoreWriter:
         transformation = fields.pop("transformation")
         depends_on = fields.pop("depends_on", ())
         dataflow = self._dataflow(conn, execution.df_tag)
-        task_id = conn.execute(s.task.insert().values(
-            uuid=key, df_exec=execution.tag, exec_id=execution.id, df_version=dataflow.version,
-            dt_id=self._catalogue_id(conn, s.data_transformation, execution.df_tag,
-                                     transformation),
-            **fields)).inserted_primary_key[0]
+        task_id = conn.execute(s.task.insert(), {
+            "uuid": key, "df_exec": execution.tag, "exec_id": execution.id,
+            "df_version": dataflow.version,
+            "dt_id": self._catalogue_id(conn, s.data_transformation, execution.df_tag,
+                                        transformation),
+            **fields}).inserted_primary_key[0]
         self._tasks[key] = _Task(task_id, transformation, execution.df_tag)
         rows = [{"task_id": task_id, "depends_on_id": self._task(conn, k).id} for k in depends_on]
         if rows:
             conn.execute(self._insert_ignore(s.task_dependency), rows)
 
     def _on_task_end(self, conn: Connection, key: str, fields: dict) -> None:
-        conn.execute(update(s.task).where(s.task.c.id == self._task(conn, key).id).values(**fields))
+        self._update(conn, s.task, self._task(conn, key).id, fields)
+
+    @staticmethod
+    def _update(conn: Connection, table: Table, row_id: int, fields: dict) -> None:
+        """``UPDATE table SET fields WHERE id = row_id``, the values as parameters."""
+        conn.execute(update(table).where(table.c.id == bindparam("row_id")),
+                     {"row_id": row_id, **fields})
 
     def _on_use(self, conn: Connection, consumer_key: str, producer_key: str,
                 set_tags: list[str]) -> None:
@@ -238,7 +257,7 @@ class StoreWriter:
             execution = s.dataflow_execution
             conn.execute(update(execution).where(execution.c.id == exec_id,
                                                  execution.c.email.is_(None)).values(email=email))
-        conn.execute(self._insert_ignore(s.environment).values(exec_id=exec_id, **fields))
+        conn.execute(self._insert_ignore(s.environment), {"exec_id": exec_id, **fields})
 
     def _on_model(self, conn: Connection, task_key: str, fields: dict) -> None:
         task = self._task(conn, task_key)
