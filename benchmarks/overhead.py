@@ -363,6 +363,18 @@ class Report:
     def say(self, line: str = "") -> None:
         self.lines.append(line)
 
+    def finish(self) -> None:
+        """Add the table of verdicts and the missed or unresolved ones, and print it all."""
+        self.lines += render_table(self.verdicts)
+        self.say()
+        for outcome in ("FAIL", "UNRESOLVED"):
+            figures = [v.figure for v in self.verdicts if v.result.startswith(outcome)]
+            if figures:
+                self.say(f"{outcome}: {'; '.join(figures)}")
+        if all(v.result in ("PASS", "-") for v in self.verdicts):
+            self.say("all targets met")
+        print("\n".join(self.lines), flush=True)
+
     def write_json(self, path: str | None) -> None:
         """The verdicts (and the per-round series) as JSON for ``benchmarks/report.py``."""
         if path:
@@ -587,15 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         report_fresh_processes(report, measure_fresh_processes(folder, args.fresh_runs),
                                str(len(args.models) + 2))
         report.say()
-    report.lines += render_table(report.verdicts)
-    report.say()
-    for outcome in ("FAIL", "UNRESOLVED"):
-        figures = [v.figure for v in report.verdicts if v.result.startswith(outcome)]
-        if figures:
-            report.say(f"{outcome}: {'; '.join(figures)}")
-    if all(v.result in ("PASS", "-") for v in report.verdicts):
-        report.say("all targets met")
-    print("\n".join(report.lines), flush=True)
+    report.finish()
     report.write_json(args.json)
     report.plot(args.plot, f"dlprov capture overhead, {args.epochs} epochs, "
                            f"{args.repeats} rounds (per-epoch target {EPOCH_TARGET_PCT}%, "

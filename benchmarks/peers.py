@@ -537,15 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                     number += 1
         finally:
             os.chdir(cwd)
-    report.lines += ov.render_table(report.verdicts)
-    report.say()
-    for outcome in ("FAIL", "UNRESOLVED"):
-        figures = [v.figure for v in report.verdicts if v.result.startswith(outcome)]
-        if figures:
-            report.say(f"{outcome}: {'; '.join(figures)}")
-    if all(v.result in ("PASS", "-") for v in report.verdicts):
-        report.say("all targets met")
-    print("\n".join(report.lines), flush=True)
+    report.finish()
     report.write_json(args.json)
     report.plot(args.plot, f"training overhead beside peers, {args.epochs} epochs, "
                            f"{args.repeats} rounds")
