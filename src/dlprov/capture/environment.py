@@ -69,7 +69,7 @@ def collect_agent(user: str | None = None, email: str | None = None,
     return {
         "username": user or os.environ.get(ENV_USER) or _login_name(),
         "email": email or os.environ.get(ENV_EMAIL) or (
-            _git_config("user.email") if ask_git else None),
+            git_email() if ask_git else None),
         "organization": organization or os.environ.get(ENV_ORGANIZATION),
     }
 

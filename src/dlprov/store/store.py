@@ -72,9 +72,7 @@ class Store:
         tables is left alone (reading never creates one), and so is one that cannot be written
         (the reader then meets the missing column)."""
         try:
-            engine = self.engine(read_only=True)
-            with engine.connect() as conn:
-                found = set(conn.exec_driver_sql(_CATALOGUE_COLUMNS[engine.dialect.name]).all())
+            found = _catalogue_columns(self.engine(read_only=True))
             if _SCHEMA_COLUMNS <= found or (schema.dataflow.name, "id") not in found:
                 return
             with self._lock:
@@ -89,11 +87,9 @@ class Store:
         gets the tables and columns added since: one query of the database's catalogue (a
         SELECT per table, or reflection, cost a run several milliseconds)."""
         try:
-            with engine.connect() as conn:
-                found = set(conn.exec_driver_sql(_CATALOGUE_COLUMNS[engine.dialect.name]).all())
+            return _SCHEMA_COLUMNS <= _catalogue_columns(engine)
         except SQLAlchemyError:
             return False
-        return _SCHEMA_COLUMNS <= found
 
     @property
     def safe_url(self) -> str:
@@ -187,6 +183,12 @@ _CATALOGUE_COLUMNS = {
 }
 
 _SCHEMA_COLUMNS = {(t.name, c.name) for t in schema.metadata.sorted_tables for c in t.columns}
+
+
+def _catalogue_columns(engine: Engine) -> set[tuple[str, str]]:
+    """The (table, column) pairs the database holds where dlprov's fixed tables go."""
+    with engine.connect() as conn:
+        return set(conn.exec_driver_sql(_CATALOGUE_COLUMNS[engine.dialect.name]).all())
 
 # Engines are shared by every Store of one URL in a process: each dlprov.run makes a Store,
 # and a new engine would compile every statement again (~10 ms of the writer thread per run).

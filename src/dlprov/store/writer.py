@@ -190,7 +190,7 @@ class StoreWriter:
         found = self._upserts.get((leader, overwrite))
         if found is None:
             table = s.dataflow_execution
-            insert = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+            insert = self._dialect_insert(table)
             found = self._upserts[leader, overwrite] = (
                 insert.on_conflict_do_update(index_elements=[table.c.uuid],
                                              set_={k: insert.excluded[k] for k in overwrite})
@@ -314,6 +314,9 @@ class StoreWriter:
             found = self._tasks[key] = _Task(*row)
         return found
 
+    def _dialect_insert(self, table: Table):
+        """The backend's INSERT, the one with ``on_conflict_do_*``."""
+        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+
     def _insert_ignore(self, table: Table):
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        return insert(table).on_conflict_do_nothing()
+        return self._dialect_insert(table).on_conflict_do_nothing()
