@@ -27,7 +27,11 @@ def graph() -> None:
 def cypher(ctx: click.Context, query: str, df_tag: str | None, run: str | None,
            model: str | None, source: str | None, fmt: str) -> None:
     """Run the Cypher QUERY (Neo4j's shortestPath, [*] and toFloat accepted) on the graph of a
-    dataflow (cached next to the store), a run, a model or a file. '-' reads standard input."""
+    dataflow (cached in a private folder), a run, a model or a file. '-' reads standard input.
+
+    The query only reads: one that writes the graph (SET, DELETE, CREATE, ...), touches files
+    (LOAD FROM, COPY ... TO) or CALLs anything but a catalogue function is refused, and the
+    graph is opened read-only."""
     from dlprov.graph import cypher as run_cypher
     if sum(x is not None for x in (run, model, source)) > 1:
         raise QueryError("give one of --run, --model, --from")

@@ -19,6 +19,7 @@ from typing import Any
 
 from dlprov.errors import QueryError
 from dlprov.graph.engine import connect
+from dlprov.graph.readonly import check
 from dlprov.query.sql import QueryResult
 from dlprov.store.store import Store
 
@@ -98,11 +99,18 @@ def cypher(query: str, store: Store | str | None = None, *, dataflow: str | None
     graph of a dataflow (default: the only or most recent one; cached and refreshed), of one
     run, of one model's trace, or of a PROV-JSON file ``source``. A query running longer than
     ``timeout_s`` is stopped with a clear error (an unbounded undirected path pattern can
-    enumerate millions of paths)."""
+    enumerate millions of paths).
+
+    The query only reads: one that would write the graph, read or write a file (``LOAD FROM``,
+    ``COPY … TO``), install an extension or ``CALL`` anything but a catalogue function raises
+    :class:`~dlprov.errors.ReadOnlyViolation` before it runs (:mod:`dlprov.graph.readonly`),
+    and the graph is opened read-only besides."""
+    query = translate(query)
+    check(query)
     with connect(store, dataflow=dataflow, run=run, model=model, source=source) as conn:
         conn.set_query_timeout(int(timeout_s * 1000))
         try:
-            result = conn.execute(translate(query), params or {})
+            result = conn.execute(query, params or {})
         except RuntimeError as exc:
             hint = (" — bound the path (e.g. [* TRAIL 1..8]), give it a direction and "
                     "relationship types, or use shortestPath") if "timeout" in str(exc).lower() \
