@@ -197,8 +197,10 @@ def test_records_the_store_refuses_are_set_aside_and_do_not_block_the_rest(
     assert run.flush()
     assert recorder.failures == 0 and not recorder.spool
     assert recorder.rejected == 2
-    assert [(rec[3]["epoch"], rec[3]["loss"]) for rec in _spooled(recorder.rejected_path)] == [
-        (2.0, 50.0), (4.0, 70.0)]
+    from dlprov.recorder.spool import Spool
+    kept = [item for _, items in Spool(recorder.rejected_path).refusals() for item in items]
+    assert [(rec[3]["epoch"], rec[3]["loss"]) for rec, _ in kept] == [(2.0, 50.0), (4.0, 70.0)]
+    assert all("loss too big" in reason for _, reason in kept)  # each kept with its reason
     refused = [r for r in caplog.records if r.name == "dlprov.recorder"
                and r.levelno == logging.ERROR and "loss too big" in r.getMessage()]
     # One error per refused batch; how the elements were batched is up to the writer thread.

@@ -43,7 +43,7 @@ VALUES: dict[str, list[Any]] = {
     "at": [datetime(2024, 1, 2, 3, 4, 5, 123456), datetime(1, 1, 1), datetime(2000, 2, 29),
            datetime(9999, 12, 31, 23, 59, 59, 999999), datetime(1970, 1, 1, 0, 0, 0, 1)],
     "doc": [{"a": [1, 2.5, None, True, "t\tb\\\"q\n"]}, [], {}, "a string", 42, [None],
-            {"nested": {"emoji": "😀", "nul": "\x00", "back": "\\N"}}, {"$datetime": "x"}],
+            {"nested": {"emoji": "😀", "ctl": "\x01", "back": "\\N"}}, {"$datetime": "x"}],
 }
 
 

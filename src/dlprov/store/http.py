@@ -2,7 +2,7 @@
 
 Training scripts capture into it through the normal recorder: :class:`HttpWriter` has the
 :class:`~dlprov.store.writer.StoreWriter` contract, so batching, async writing and spooling on
-failure come from the recorder. A refusal of the content (HTTP 4xx but 401/403) raises
+failure come from the recorder. A refusal of the content (HTTP 4xx but 401/403/408/429...) raises
 :class:`ValueRejected`, which the recorder sets aside; anything else (no answer, 5xx, a wrong
 token) raises :class:`StoreUnavailable`, and the records are spooled until the server answers.
 """
@@ -17,9 +17,11 @@ from dlprov.errors import StoreUnavailable, ValueRejected
 from dlprov.model.records import MODEL
 from dlprov.recorder.spool import encode
 from dlprov.store.files import file_digest
+from dlprov.store.writer import Applied
 
 TOKEN_ENV = "DLPROV_TOKEN"
 TIMEOUT_S = 30.0
+_PASSING = frozenset({401, 403, 407, 408, 421, 425, 429})
 
 
 def is_remote(store: str) -> bool:
@@ -86,6 +88,12 @@ class HttpWriter:
                             for b, records in batches]}
         return int(self._post("/v1/batch", body)["written"])
 
+    def apply_batches(self, batches: Iterable[tuple[str | None, Sequence[tuple]]]) -> Applied:
+        """:meth:`write_batches`, as :meth:`StoreWriter.apply_batches
+        <dlprov.store.writer.StoreWriter.apply_batches>` answers: the server applies a request
+        whole or not at all, so a refusal raises (the recorder then splits the batches)."""
+        return Applied(self.write_batches(batches), [])
+
     def applied(self, batch_ids: Iterable[str]) -> set[str]:
         return set(self._post("/v1/applied", {"ids": list(batch_ids)})["applied"])
 
@@ -109,7 +117,9 @@ class HttpWriter:
             return response.json()
         message = (f"dlprov server {self.base_url} answered {response.status_code}: "
                    f"{_message(response)}")
-        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429):
+        # The server refuses the content (4xx): the recorder splits the batch down to the
+        # records refused. A wrong token, a timeout or too many requests pass: kept, retried.
+        if 400 <= response.status_code < 500 and response.status_code not in _PASSING:
             raise ValueRejected(message)
         raise StoreUnavailable(message)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -14,6 +15,7 @@ from dlprov.errors import StoreUnavailable
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import http, schema
 from dlprov.store.engine import make_engine, resolve_store_url
+from dlprov.store.recall import Recall
 from dlprov.store.specs import read_spec
 from dlprov.store.writer import StoreWriter
 
@@ -33,6 +35,7 @@ class Store:
         self._lock = threading.Lock()
         self._schema_ready = False
         self._read_checked = False
+        _stores.add(self)
 
     @property
     def backend(self) -> str:
@@ -99,15 +102,16 @@ class Store:
             return self.url
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def writer(self) -> "StoreWriter | http.HttpWriter":
-        """A :class:`StoreWriter` for the recorder thread (an HTTP one for a remote store)."""
+    def writer(self, recall: Recall | None = None) -> "StoreWriter | http.HttpWriter":
+        """A :class:`StoreWriter` for the recorder thread (an HTTP one for a remote store).
+        ``recall``: the recorder's memory of its live runs (see :mod:`.recall`)."""
         if self.remote:
             return http.HttpWriter(self.url)
         # A recorder asks again after a failure: check the tables again (the file may have
         # been removed and made afresh since).
         with self._lock:
             self._schema_ready = False
-        return StoreWriter(self.engine())
+        return StoreWriter(self.engine(), recall=recall)
 
     @contextmanager
     def read(self, prepare: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
@@ -169,7 +173,9 @@ class Store:
     def dispose(self) -> None:
         """Close this store's pooled connections (the engines are shared by the process's
         stores of the same URL: they reconnect when next used)."""
-        for engine in self._engines.values():
+        with _shared_lock:
+            shared = [e for (url, _), e in _shared.items() if url == self.url]
+        for engine in {*self._engines.values(), *shared}:
             engine.dispose()
         self._engines.clear()
 
@@ -230,11 +236,24 @@ def _reconnect_if_replaced(engine: Engine, path: str) -> None:
             raise DisconnectionError(f"{path} was replaced or removed")
 
 
+_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+# The parent's engines, kept referenced in a forked child and never used there: collecting them
+# would close the parent's connections from the child (SQLite's, or a socket's TLS session).
+_inherited: list[Engine] = []
+
+
 def _forget_engines_after_fork() -> None:
-    # A child must not use its parent's pooled connections: it makes its own engines.
+    # A child must not use its parent's pooled connections: it makes its own engines, and so
+    # does every Store it inherited.
     global _shared_lock
+    _inherited.extend(_shared.values())
     _shared.clear()
     _shared_lock = threading.Lock()
+    for store in list(_stores):
+        _inherited.extend(store._engines.values())
+        store._engines = {}
+        store._lock = threading.Lock()
+        store._schema_ready = False
 
 
 os.register_at_fork(after_in_child=_forget_engines_after_fork)

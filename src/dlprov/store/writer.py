@@ -11,16 +11,30 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, update
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from dlprov.errors import DlprovError
 from dlprov.model import records as r
 from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema as s
 from dlprov.store.bulk import SetTable, insert_rows
 from dlprov.store.files import file_digest
+from dlprov.store.recall import Recall
+from dlprov.store.refusal import RecordRefused, is_refusal, reason_of
 from dlprov.store.specs import read_spec, save_spec
+
+#: A record left out of a batch because the store would refuse it, and why.
+Refusal = tuple[tuple, str]
+
+
+@dataclass
+class Applied:
+    """What :meth:`StoreWriter.apply_batches` did: records written, and those set aside."""
+    written: int
+    refused: list[Refusal]
 
 
 # (column positions, row width, position of the task column, task id, the rows to insert)
@@ -49,16 +63,28 @@ class _Task:
 
 
 class StoreWriter:
-    """Writes batches of records (see :mod:`dlprov.model.records`) into one store."""
+    """Writes batches of records (see :mod:`dlprov.model.records`) into one store.
 
-    def __init__(self, engine: Engine, *, read_model_files: bool = True) -> None:
+    Names of sets, attributes and transformations are matched as stored: lower-cased (as in
+    the original DfAnalyzer), whatever case a record spells them in.
+    """
+
+    def __init__(self, engine: Engine, *, read_model_files: bool = True,
+                 recall: Recall | None = None) -> None:
         """``read_model_files``: digest model files named in MODEL records (the writer runs beside
         the training script). A server writing for remote clients turns it off: their paths
-        are not its files, and the client's writer sends the digest with the record."""
+        are not its files, and the client's writer sends the digest with the record.
+        ``recall``: the recorder's memory of its live runs; the writer notes the start records
+        there and sends them again to a store that lost them (see :mod:`.recall`)."""
         self.engine = engine
         self.dialect = engine.dialect.name
         self.read_model_files = read_model_files
+        self.recall = recall if recall is not None else Recall()
+        self._remember = recall is not None
         self._upserts: dict[tuple[bool, tuple[str, ...]], Any] = {}
+        self._task_insert = self._dialect_insert(s.task).on_conflict_do_nothing(
+            index_elements=[s.task.c.uuid]).returning(s.task.c.id)
+        self._refused: list[Refusal] | None = None  # None: refusals raise (write_batches)
         self._forget()
 
     def _forget(self) -> None:
@@ -78,27 +104,57 @@ class StoreWriter:
         """Apply ``(batch_id, records)`` pairs in one transaction, skipping the batches whose id
         the store has already applied and noting the ids of the others in ``applied_batch``, in
         the same transaction: replaying a batch writes it exactly once. Returns the number of
-        records applied."""
-        batches = list(batches)
+        records applied. All or nothing: a record the store refuses raises (``RecordRefused``
+        or the database's error) and nothing of the batches is stored."""
+        return self._write_batches(list(batches), None).written
+
+    def apply_batches(self, batches: Iterable[tuple[str | None, Sequence[tuple]]]) -> Applied:
+        """:meth:`write_batches`, except that the records this writer can tell the store would
+        refuse (an element of a set whose table could not be made or of an attribute the set
+        lacks, a record of a task the store does not hold, a spec the store cannot take in
+        full) are left out, with their reason, and the others committed. A refusal raised by the
+        database itself still raises, and nothing is stored (the caller splits the batch)."""
+        return self._write_batches(list(batches), [])
+
+    def _write_batches(self, batches: list, refused: list[Refusal] | None) -> Applied:
+        self._refused = refused
         try:
             with self.engine.begin() as conn:
-                done = self._applied(conn, [b for b, _ in batches if b is not None])
-                todo = [(b, records) for b, records in batches if b is None or b not in done]
+                claimed = self._claim(conn, [b for b, _ in batches if b is not None])
+                todo = _first_of_each(batches, claimed)
                 records = [record for _, records in todo for record in records]
                 self._apply(conn, records)
-                ids = [{"batch_id": b, "applied_at": datetime.now()} for b, _ in todo
-                       if b is not None]
-                if ids:
-                    conn.execute(s.applied_batch.insert(), ids)
-                return len(records)
+                left_out = refused or []
+                return Applied(len(records) - len(left_out), left_out)
         except BaseException:
             self._forget()
             raise
+        finally:
+            self._refused = None
 
     def applied(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of ``batch_ids`` the store has applied."""
         with self.engine.begin() as conn:
             return self._applied(conn, list(batch_ids))
+
+    def _claim(self, conn: Connection, batch_ids: list[str]) -> set[str]:
+        """Note ``batch_ids`` as applied by this transaction, first thing, and return those it
+        noted: the others were applied before. A transaction of another connection applying
+        the same batch (a retry while the first attempt's commit is still under way on the
+        server) makes this one wait for it, then find the batch applied: never both."""
+        if not batch_ids:
+            return set()
+        self._applied(conn, [])  # the ledger table exists
+        claimed: set[str] = set()
+        table = s.applied_batch
+        now = datetime.now()
+        for start in range(0, len(batch_ids), 500):
+            chunk = list(dict.fromkeys(batch_ids[start:start + 500]))
+            claimed.update(conn.execute(
+                self._dialect_insert(table).values([{"batch_id": b, "applied_at": now}
+                                                    for b in chunk])
+                .on_conflict_do_nothing().returning(table.c.batch_id)).scalars())
+        return claimed
 
     def _applied(self, conn: Connection, batch_ids: list[str]) -> set[str]:
         if not self._ledger_ready:  # a store made before the table existed gets it now
@@ -110,6 +166,14 @@ class StoreWriter:
             found.update(conn.execute(select(s.applied_batch.c.batch_id)
                                       .where(s.applied_batch.c.batch_id.in_(chunk))).scalars())
         return found
+
+    def _refuse(self, record: tuple, refusal: RecordRefused) -> None:
+        """Leave ``record`` out (apply_batches) or refuse the whole call (write_batches)."""
+        if self._refused is None:
+            raise refusal
+        self._refused.append((record, str(refusal)))
+        if record[0] in (r.EXEC_START, r.TASK_START):  # what depends on it is refused at once
+            self.recall.refused_keys[record[1]] = str(refusal)
 
     # -- dispatch ---------------------------------------------------------------------------
     def _apply(self, conn: Connection, batch: Sequence[tuple]) -> None:
@@ -123,12 +187,23 @@ class StoreWriter:
             if kind == r.ELEMENT:
                 slot = slots.get((record[1], record[2]))
                 if slot is None:
-                    slot = slots[record[1], record[2]] = self._element_slot(
-                        conn, pending, record[1], record[2])
+                    try:
+                        slot = slots[record[1], record[2]] = self._element_slot(
+                            conn, pending, record[1], record[2])
+                    except RecordRefused as refusal:
+                        self._refuse(record, refusal)
+                        continue
                 position, width, task_at, task_id, rows = slot
                 row = [None] * width
-                for name, value in record[3].items():
-                    row[position[name]] = value
+                try:
+                    for name, value in record[3].items():
+                        row[position[name]] = value
+                except KeyError:  # a name spelt in another case, or one the set lacks
+                    try:
+                        row = self._slow_row(slot, record)
+                    except RecordRefused as refusal:
+                        self._refuse(record, refusal)
+                        continue
                 row[task_at] = task_id
                 rows.append(row)
                 continue
@@ -139,7 +214,10 @@ class StoreWriter:
             # Everything else may depend on elements written before it (a USE stamps them).
             self._insert_elements(conn, pending)
             pending, slots = {}, {}
-            getattr(self, "_on_" + kind)(conn, *record[1:])
+            try:
+                getattr(self, "_on_" + kind)(conn, *record[1:])
+            except RecordRefused as refusal:
+                self._refuse(record, refusal)
         self._insert_elements(conn, pending)
 
     def _element_slot(self, conn: Connection, pending: dict[tuple[str, str], list[list]],
@@ -147,28 +225,119 @@ class StoreWriter:
         # What every element of one task in one set needs, looked up once per batch: the
         # elements of a batch are mostly a few tasks' outputs to a few sets.
         task = self._task(conn, task_key)
-        position = self._table(conn, task.df_tag, set_tag).position
+        set_tag = set_tag.lower()
+        table = self._table(conn, task.df_tag, set_tag)
+        position = table.position
+        column = task_column(task.transformation)
+        if column not in position:
+            raise RecordRefused(f"set {set_tag!r} of dataflow {task.df_tag!r} has no column "
+                                f"for transformation {task.transformation!r}: the spec never "
+                                f"gave it this set")
         rows = pending.setdefault((task.df_tag, set_tag), [])
-        return position, len(position), position[task_column(task.transformation)], task.id, rows
+        return position, len(position), position[column], task.id, rows
+
+    def _slow_row(self, slot: "_ElementSlot", record: tuple) -> list:
+        position, width = slot[0], slot[1]
+        row = [None] * width
+        for name, value in record[3].items():
+            at = position.get(name.lower()) if isinstance(name, str) else None
+            if at is None or name.lower().endswith("_task_id") or name.lower() == "id":
+                raise RecordRefused(self._missing_attribute(record, name))
+            row[at] = value
+        return row
+
+    def _missing_attribute(self, record: tuple, name: object) -> str:
+        set_tag = str(record[2]).lower()
+        task = self._tasks.get(record[1])
+        df_tag = task.df_tag if task is not None else "?"
+        why = self.recall.refused_sets.get((df_tag, set_tag))
+        grown = f" (the set could not grow: {why[1]})" if why is not None else ""
+        return f"set {set_tag!r} of dataflow {df_tag!r} has no attribute {name!r}{grown}"
 
     def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[list]]) -> None:
         for (df_tag, set_tag), rows in pending.items():
-            insert_rows(conn, self._table(conn, df_tag, set_tag), rows)
+            if rows:
+                insert_rows(conn, self._table(conn, df_tag, set_tag), rows)
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
-        wanted = DataflowSpec.from_dict(spec)
+        data = _lowered_spec(spec)
+        df_tag = data["tag"]
+        if self._remember:
+            self.recall.specs[df_tag] = data
+        wanted = _spec_of(self._without_refused_sets(data))
         known = self._dataflows.get(df_tag)
-        if known is not None and not known.spec.copy().merge(wanted):
+        if known is not None and not _grows(known.spec, wanted):
             return
-        df_id, version, merged = save_spec(conn, wanted)
-        self._dataflows[df_tag] = _Dataflow(df_id, version, merged)
+        refused = self._save_spec(conn, data)[1]
+        if refused:
+            raise RecordRefused(f"dataflow {df_tag!r}: " + "; ".join(
+                f"set {tag!r} was not stored ({why})" for tag, why in refused.items())
+                + "; the rest of the spec was stored")
+
+    def _save_spec(self, conn: Connection, data: dict) -> tuple["_Dataflow", dict[str, str]]:
+        """Merge the spec ``data`` into the store. A set whose table the store refuses (too many
+        columns, ...) is left out and remembered with the reason (its elements are then refused
+        with it), and the rest saved. Returns the dataflow and {refused set: reason}."""
+        df_tag = data["tag"]
+        wanted = _spec_of(self._without_refused_sets(data))
+        refused: dict[str, str] = {}
+        try:
+            with conn.begin_nested():
+                saved = save_spec(conn, wanted)
+        except Exception as exc:  # noqa: BLE001 - sorted below: refusal or not
+            if not is_refusal(exc):
+                raise
+            saved, refused = self._save_set_by_set(conn, self._without_refused_sets(data))
+        found = self._dataflows[df_tag] = _Dataflow(*saved)
         for key in [k for k in self._tables if k[0] == df_tag]:
             del self._tables[key]
+        return found, refused
+
+    def _save_set_by_set(self, conn: Connection, data: dict):
+        """Save the spec's sets one at a time (each in a savepoint), leaving out those the
+        store refuses. Returns (saved dataflow, {refused set: reason})."""
+        found = read_spec(conn, data["tag"])
+        stored = found[2].sets if found is not None else {}
+        fresh = [tag for tag, attributes in data["sets"].items()
+                 if tag not in stored or not {a["name"] for a in attributes}
+                 <= set(stored[tag].attributes)]
+        accepted = set(data["sets"]) - set(fresh)
+        saved, refused = None, {}
+        for candidate in [None, *fresh]:
+            keep = accepted | ({candidate} if candidate else set())
+            try:
+                with conn.begin_nested():
+                    saved = save_spec(conn, _spec_of(_only_sets(data, keep)))
+            except Exception as exc:  # noqa: BLE001
+                if candidate is None or not is_refusal(exc):
+                    raise
+                refused[candidate] = reason_of(exc)
+                names = frozenset(a["name"] for a in data["sets"][candidate])
+                self.recall.refused_sets[data["tag"], candidate] = (names, refused[candidate])
+                continue
+            if candidate is not None:
+                accepted.add(candidate)
+        return saved, refused
+
+    def _without_refused_sets(self, data: dict) -> dict:
+        """``data`` without the sets refused before as they are now (a set refused and since
+        grown is tried again)."""
+        refused = self.recall.refused_sets
+        if not refused:
+            return data
+        drop = set()
+        for tag, attributes in data["sets"].items():
+            before = refused.get((data["tag"], tag))
+            if before is not None and {a["name"] for a in attributes} <= before[0]:
+                drop.add(tag)
+        return _only_sets(data, set(data["sets"]) - drop) if drop else data
 
     def _on_exec_start(self, conn: Connection, key: str, fields: dict) -> None:
+        if self._remember:
+            self.recall.execs[key] = fields
         fields = dict(fields)  # the record may yet be spooled: leave it as it was
-        df_tag = fields.pop("df_tag")
+        df_tag = str(fields.pop("df_tag")).lower()
         # Under torchrun every rank starts the same execution (same key, same tag) and any may
         # reach the store first: insert if absent; the leader's (rank 0's) start time, host,
         # pid and user then overwrite a follower's, never its status. A tag held by another
@@ -204,21 +373,31 @@ class StoreWriter:
         version = self._dataflow(conn, execution.df_tag).version
         self._update(conn, s.dataflow_execution, execution.id,
                      {**fields, "df_version": version})
+        if self._remember:
+            self.recall.forget_execution(key)
 
     def _on_task_start(self, conn: Connection, key: str, fields: dict) -> None:
+        if self._remember:
+            self.recall.tasks[key] = fields
         fields = dict(fields)
         execution = self._exec(conn, fields.pop("exec_key"))
-        transformation = fields.pop("transformation")
-        depends_on = fields.pop("depends_on", ())
+        transformation = str(fields.pop("transformation")).lower()
+        depends_on = [self._task(conn, k).id for k in fields.pop("depends_on", ())]
         dataflow = self._dataflow(conn, execution.df_tag)
-        task_id = conn.execute(s.task.insert(), {
+        try:
+            dt_id = self._catalogue_id(conn, s.data_transformation, execution.df_tag,
+                                       transformation)
+        except NoResultFound:
+            raise RecordRefused(f"transformation {transformation!r} is not in dataflow "
+                                f"{execution.df_tag!r}'s spec") from None
+        # Insert if absent: a start sent again (see Recall) or by a forked child finds it there.
+        task_id = conn.execute(self._task_insert, {
             "uuid": key, "df_exec": execution.tag, "exec_id": execution.id,
-            "df_version": dataflow.version,
-            "dt_id": self._catalogue_id(conn, s.data_transformation, execution.df_tag,
-                                        transformation),
-            **fields}).inserted_primary_key[0]
+            "df_version": dataflow.version, "dt_id": dt_id, **fields}).scalar()
+        if task_id is None:
+            task_id = conn.execute(select(s.task.c.id).where(s.task.c.uuid == key)).scalar_one()
         self._tasks[key] = _Task(task_id, transformation, execution.df_tag)
-        rows = [{"task_id": task_id, "depends_on_id": self._task(conn, k).id} for k in depends_on]
+        rows = [{"task_id": task_id, "depends_on_id": d} for d in depends_on]
         if rows:
             conn.execute(self._insert_ignore(s.task_dependency), rows)
 
@@ -234,19 +413,27 @@ class StoreWriter:
     def _on_use(self, conn: Connection, consumer_key: str, producer_key: str,
                 set_tags: list[str]) -> None:
         consumer, producer = self._task(conn, consumer_key), self._task(conn, producer_key)
+        # Every lookup first: a refused USE must leave nothing of itself behind.
+        tables = [(tag.lower(), self._table(conn, producer.df_tag, tag.lower()).table)
+                  for tag in set_tags]
         usage = []
-        for set_tag in set_tags:
-            table = self._table(conn, producer.df_tag, set_tag).table
-            mine = table.c[task_column(consumer.transformation)]
-            theirs = table.c[task_column(producer.transformation)]
+        for set_tag, table in tables:
+            mine, theirs = (table.c.get(task_column(t.transformation))
+                            for t in (consumer, producer))
+            if mine is None or theirs is None:
+                raise RecordRefused(f"set {set_tag!r} has no column for transformation "
+                                    f"{consumer.transformation!r} or {producer.transformation!r}")
+            usage.append((set_tag, table, mine, theirs))
+        rows = []
+        for set_tag, table, mine, theirs in usage:
             # As the original: the consumer's id goes on the rows it used that no task of its
             # transformation used before; task_usage keeps every consumer.
             conn.execute(update(table).where(theirs == producer.id, mine.is_(None))
                          .values({mine: consumer.id}))
-            usage.append({"task_id": consumer.id, "producer_task_id": producer.id,
-                          "ds_id": self._catalogue_id(conn, s.data_set, producer.df_tag, set_tag)})
-        if usage:
-            conn.execute(self._insert_ignore(s.task_usage), usage)
+            rows.append({"task_id": consumer.id, "producer_task_id": producer.id,
+                         "ds_id": self._catalogue_id(conn, s.data_set, producer.df_tag, set_tag)})
+        if rows:
+            conn.execute(self._insert_ignore(s.task_usage), rows)
 
     def _on_environment(self, conn: Connection, key: str, fields: dict) -> None:
         fields = dict(fields)
@@ -272,7 +459,10 @@ class StoreWriter:
     def _dataflow(self, conn: Connection, df_tag: str) -> _Dataflow:
         known = self._dataflows.get(df_tag)
         if known is None:
-            found = read_spec(conn, df_tag) or save_spec(conn, DataflowSpec(df_tag))
+            found = read_spec(conn, df_tag)
+            if found is None:  # new here; a store that lost it gets the spec remembered
+                return self._save_spec(conn, self.recall.specs.get(df_tag)
+                                       or DataflowSpec(df_tag).to_dict())[0]
             known = self._dataflows[df_tag] = _Dataflow(*found)
         return known
 
@@ -280,7 +470,14 @@ class StoreWriter:
         key = (df_tag, set_tag)
         found = self._tables.get(key)
         if found is None:
-            table = s.set_table(self.dialect, self._dataflow(conn, df_tag).spec, set_tag)
+            spec = self._dataflow(conn, df_tag).spec
+            if set_tag not in spec.sets:
+                why = self.recall.refused_sets.get(key)
+                raise RecordRefused(
+                    f"set {set_tag!r} of dataflow {df_tag!r} could not be created: {why[1]}"
+                    if why is not None else
+                    f"set {set_tag!r} is not in dataflow {df_tag!r}'s spec")
+            table = s.set_table(self.dialect, spec, set_tag)
             found = self._tables[key] = SetTable.of(table, conn.dialect)
         return found
 
@@ -299,7 +496,10 @@ class StoreWriter:
             row = conn.execute(
                 select(s.dataflow_execution.c.id, s.dataflow_execution.c.tag, s.dataflow.c.tag)
                 .join(s.dataflow, s.dataflow.c.id == s.dataflow_execution.c.df_id)
-                .where(s.dataflow_execution.c.uuid == key)).one()
+                .where(s.dataflow_execution.c.uuid == key)).first()
+            if row is None:
+                self._restore(conn, "execution", key, self.recall.execs, self._on_exec_start)
+                return self._execs[key]
             found = self._execs[key] = _Exec(*row)
         return found
 
@@ -310,9 +510,30 @@ class StoreWriter:
                 select(s.task.c.id, s.data_transformation.c.tag, s.dataflow.c.tag)
                 .join(s.data_transformation, s.data_transformation.c.id == s.task.c.dt_id)
                 .join(s.dataflow, s.dataflow.c.id == s.data_transformation.c.df_id)
-                .where(s.task.c.uuid == key)).one()
+                .where(s.task.c.uuid == key)).first()
+            if row is None:
+                self._restore(conn, "task", key, self.recall.tasks, self._on_task_start)
+                return self._tasks[key]
             found = self._tasks[key] = _Task(*row)
         return found
+
+    def _restore(self, conn: Connection, kind: str, key: str, starts: dict, start) -> None:
+        """The store lacks execution or task ``key``: write its start again if this process
+        remembers it (the store file was replaced, or a parent process's start is late), else
+        refuse the record that needs it."""
+        refused = self.recall.refused_keys.get(key)
+        if refused is not None:
+            raise RecordRefused(f"{kind} {key} was refused by the store: {refused}")
+        fields = starts.get(key)
+        if fields is None:
+            raise RecordRefused(f"{kind} {key} is not in the store: its start was not written "
+                                f"there (refused, or written to a store file since replaced)")
+        try:
+            start(conn, key, fields)
+        except RecordRefused as refusal:
+            self.recall.refused_keys[key] = str(refusal)
+            raise
+        self.recall.resent.append(f"{kind} {key}")
 
     def _dialect_insert(self, table: Table):
         """The backend's INSERT, the one with ``on_conflict_do_*``."""
@@ -320,3 +541,51 @@ class StoreWriter:
 
     def _insert_ignore(self, table: Table):
         return self._dialect_insert(table).on_conflict_do_nothing()
+
+
+def _first_of_each(batches: list, claimed: set[str]) -> list:
+    """The batches to apply: those without an id, and the first of each id claimed now (a
+    batch kept in two places is applied once)."""
+    todo, seen = [], set()
+    for batch_id, records in batches:
+        if batch_id is None or (batch_id in claimed and batch_id not in seen):
+            todo.append((batch_id, records))
+            if batch_id is not None:
+                seen.add(batch_id)
+    return todo
+
+
+def _lowered_spec(spec: dict) -> dict:
+    """A spec snapshot with every name lower-cased, as the store keeps them."""
+    try:
+        return {
+            "tag": str(spec["tag"]).lower(),
+            "transformations": [str(t).lower() for t in spec.get("transformations", [])],
+            "sets": {str(tag).lower(): [{**a, "name": str(a["name"]).lower()} for a in attributes]
+                     for tag, attributes in spec.get("sets", {}).items()},
+            "dependencies": [[None if p is None else str(p).lower(),
+                              None if f is None else str(f).lower(), str(t).lower()]
+                             for p, f, t in spec.get("dependencies", [])],
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RecordRefused(f"not a dataflow spec ({type(exc).__name__}: {exc})") from None
+
+
+def _only_sets(data: dict, keep: set[str]) -> dict:
+    """The spec ``data`` with only the sets in ``keep`` (and their dependencies)."""
+    return {**data, "sets": {t: a for t, a in data["sets"].items() if t in keep},
+            "dependencies": [d for d in data["dependencies"] if d[2] in keep]}
+
+
+def _spec_of(data: dict) -> DataflowSpec:
+    try:
+        return DataflowSpec.from_dict(data)
+    except (DlprovError, KeyError, TypeError, ValueError) as exc:
+        raise RecordRefused(f"dataflow {data.get('tag')!r}: the spec is refused: {exc}") from None
+
+
+def _grows(known: DataflowSpec, wanted: DataflowSpec) -> bool:
+    try:
+        return known.copy().merge(wanted)
+    except DlprovError as exc:  # e.g. an attribute's type changed
+        raise RecordRefused(str(exc)) from None
