@@ -21,8 +21,10 @@ from dlprov.errors import (
     ProvImportError,
     QueryError,
     ReadOnlyViolation,
+    RunEnded,
     SpecError,
     StoreUnavailable,
+    TaskEnded,
     ValueRejected,
 )
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
@@ -35,5 +37,6 @@ __all__ = [
     "step", "prepare", "saved", "use_run",
     "sql", "list_runs", "list_tasks", "describe",
     "DlprovError", "NameRejected", "NoActiveRun", "NotFound", "ProvImportError", "QueryError",
-    "ReadOnlyViolation", "SpecError", "StoreUnavailable", "ValueRejected", "__version__",
+    "ReadOnlyViolation", "RunEnded", "SpecError", "StoreUnavailable", "TaskEnded",
+    "ValueRejected", "__version__",
 ]

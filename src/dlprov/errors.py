@@ -26,6 +26,11 @@ class ReadOnlyViolation(DlprovError):
     """A statement given to the read-only SQL interface would write."""
 
 
+class QueryLimitExceeded(DlprovError):
+    """A read-only SQL statement ran past its time limit or would return more rows or bytes
+    than allowed (see :mod:`dlprov.query.guard`)."""
+
+
 class NotFound(DlprovError, LookupError):
     """A dataflow, execution, task or model that was asked for does not exist."""
 
@@ -42,3 +47,12 @@ class NoActiveRun(DlprovError, RuntimeError):
 
 class ProvImportError(DlprovError, ValueError):
     """A PROV document cannot be imported: not PROV, malformed, over a limit or hostile."""
+
+
+class TaskEnded(DlprovError, RuntimeError):
+    """``input``, ``output`` or ``model`` was called on a task that has ended (or whose run has
+    ended): nothing is recorded into a finished task."""
+
+
+class RunEnded(DlprovError, RuntimeError):
+    """A task was started in, or a handle made of, a run that has ended."""

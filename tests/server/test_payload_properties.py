@@ -54,7 +54,9 @@ def names(kind: str):
     return st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True).filter(_legal(kind))
 
 
-short_texts = st.one_of(st.text(max_size=40), st.sampled_from(SQL_FRAGMENTS),
+# Legal text holds no NUL: no store can keep it everywhere (dlprov.model.limits refuses it).
+short_texts = st.one_of(st.text(max_size=40).filter(lambda t: "\x00" not in t),
+                        st.sampled_from([f for f in SQL_FRAGMENTS if f != "\x00"]),
                         st.just("é\u2028\U0001F600 «quoted» \"x\" 'y'"))
 texts = st.one_of(short_texts, st.just("x" * MAX_VALUE))
 numbers = st.one_of(st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=True),
@@ -110,7 +112,8 @@ def tasks(draw, dataflow: dict) -> dict:
             "workspace": draw(st.one_of(st.none(), short_texts)),
             "output": draw(st.one_of(st.none(), texts)),
             "email": draw(st.one_of(st.none(), st.emails())),
-            "sub": draw(st.one_of(st.none(), st.text(min_size=1, max_size=10))),
+            "sub": draw(st.one_of(st.none(), st.text(min_size=1, max_size=10).filter(
+                lambda t: "\x00" not in t))),
             "sets": sets}
 
 
@@ -149,7 +152,7 @@ def dump(store_path: Path) -> dict[str, list]:
 def client(store_path, monkeypatch):
     monkeypatch.setenv("DLPROV_CAPTURE_ENVIRONMENT", "0")
     app = create_app(str(store_path))
-    with TestClient(app, raise_server_exceptions=False) as found:
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as found:
         found.settled = lambda: recorder_for(app.state.store).flush()  # type: ignore[attr-defined]
         yield found
 

@@ -123,6 +123,8 @@ class Task:
 
     def set_datasets(self, datasets: Iterable[DataSet]) -> None:
         """Add several DataSets: all of them, or none if one does not fit its set."""
+        if self._core is not None and self._core.status != RUNNING:
+            raise self._core.ended_error()
         checked = [self._check(dataset) for dataset in datasets]
         self._pending.extend(c for c in checked if c is not None)
 

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from dlprov.capture.dfa_predefined import PREDEFINED
 from dlprov.errors import SpecError, ValueRejected
+from dlprov.model import limits
 from dlprov.model import spec as m
 from dlprov.model.names import check_name
 from dlprov.store.store import Store
@@ -149,11 +150,17 @@ class Dataflow:
         self._transformations.append(Transformation(transformation.tag, transformation.sets))
 
     def spec(self) -> m.DataflowSpec:
-        """The declaration as a core :class:`DataflowSpec`; raises SpecError if inconsistent."""
+        """The declaration as a core :class:`DataflowSpec`; raises SpecError if inconsistent
+        or over what a store can hold (:mod:`dlprov.model.limits`)."""
         spec = m.DataflowSpec(self.tag)
         for t in self._transformations:
             spec.add_transformation(t.tag)
             for s in t.sets:
+                names = [a.name for a in s.attributes]
+                twice = sorted({n for n in names if names.count(n) > 1})
+                if twice:
+                    raise SpecError(f"set {s.tag!r} of {t.tag!r} declares {twice} more than "
+                                    f"once (names are case-insensitive)")
                 spec.add_set(s.tag, s.attributes)
         outputs = {(t.tag, s.tag) for t in self._transformations for s in t.output}
         for t in self._transformations:
@@ -167,6 +174,7 @@ class Dataflow:
                                     f" with output set {s.tag!r}")
                 role = "output" if s.type is SetType.OUTPUT else "input"
                 spec.add_role(t.tag, s.tag, role, s.dependency)
+        limits.check_spec(spec)
         return spec
 
     def save(self) -> None:

@@ -1,6 +1,7 @@
 """A run: one execution (``df_exec``) of a dataflow, the context in which tasks capture."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -15,6 +16,8 @@ from dlprov.capture.distributed import World, agree, detect
 from dlprov.capture.environment import collect_agent, collect_environment, git_email
 from dlprov.capture.specbook import specbook_for
 from dlprov.capture.task import FAILED, FINISHED, RUNNING, Task
+from dlprov.errors import RunEnded
+from dlprov.model.limits import check_field, storable_text
 from dlprov.model import records as r
 from dlprov.model.names import check_name
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
@@ -61,8 +64,11 @@ class Run:
                     exec_tag, key, check=self.world.leader, timed=not derived))
         self.hostname = socket.gethostname()
         self.agent = collect_agent(user, email, organization, ask_git=False)
+        for field in ("username", "email", "organization"):
+            check_field(f"run {self.df_tag!r}: {field}", self.agent.get(field), 255)
         self.username = self.agent["username"]
-        self.workspace = workspace or os.getcwd()
+        self.workspace = (check_field("workspace", workspace) if workspace
+                          else storable_text(os.getcwd()))  # a folder's name is no reason to fail
         self.status = RUNNING
         self.book = specbook_for(self.store, self.df_tag)
         if spec is not None:
@@ -107,6 +113,7 @@ class Run:
         if not isinstance(tag, str) or not tag.strip() or len(tag) > 200:
             raise ValueError(f"exec_tag must be a non-empty string of at most 200 characters, "
                              f"got {tag!r}")
+        check_field("exec_tag", tag)
         if check and exec_tag is not None and self.store.has_execution(
                 exec_tag, other_than=key if self.world is not None else None):
             raise ValueError(f"execution {exec_tag!r} already exists in {self.store.safe_url}; "
@@ -138,7 +145,7 @@ class Run:
         """Start a task of ``transformation``. It uses what the tasks in ``depends_on`` produced
         (only the sets named in ``uses``, if given). Use it as a context manager."""
         if self.status != RUNNING:
-            raise RuntimeError(f"run {self.exec_tag!r} has ended; start a new run")
+            raise RunEnded(f"run {self.exec_tag!r} has ended ({self.status}); start a new run")
         if identifier is None:
             identifier = next(self._identifiers)
             if self.world is not None:  # interleaved: rank r's n-th task is (n-1)*size + r + 1
@@ -173,6 +180,21 @@ class Run:
     def __enter__(self) -> "Run":
         self._active_token = _active.set(self)
         return self
+
+    def __reduce__(self):
+        """Pickled (handed to a process started with ``spawn`` or ``forkserver``): what the other
+        process gets is this execution attached there (:func:`attach`), whose tasks are
+        recorded in it. Everything captured so far is written first, so that they find it."""
+        if self.status != RUNNING:
+            raise RunEnded(f"run {self.exec_tag!r} has ended ({self.status}); a process it is "
+                           f"handed to could record nothing into it")
+        self.recorder.flush(wait=True)
+        return _joined_run, self._handle()
+
+    def _handle(self) -> tuple[str, str, str, str]:
+        """What another process needs to join this execution: (store URL, key, dataflow, exec
+        tag), as :func:`_joined_run` takes them."""
+        return self.store.url, self.key, self.df_tag, self.exec_tag
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -230,6 +252,47 @@ def attach(exec_key: str, df_tag: str, *, store: str | os.PathLike | Store | Non
     return Run(df_tag, store=store, capture_environment=False, attach_to=exec_key, **options)
 
 
+# Executions joined in this process by unpickling a Run or Task, by (pid, store URL, key): a
+# forked child does not reuse its parent's (their recorder is the parent's).
+_joined: dict[tuple[int, str, str], Run] = {}
+_joined_lock = threading.Lock()
+_ends_joined_at_exit: set[int] = set()  # the pids whose exit ends them
+
+
+def _joined_run(store_url: str, key: str, df_tag: str, exec_tag: str) -> Run:
+    """This process's run attached to execution ``key`` (a pickled :class:`Run` unpickles to
+    it); its open tasks end, and its records are flushed, when the process exits."""
+    with _joined_lock:
+        found = _joined.get((os.getpid(), store_url, key))
+        if found is None or found.status != RUNNING:
+            if os.getpid() not in _ends_joined_at_exit:
+                _ends_joined_at_exit.add(os.getpid())
+                atexit.register(_end_joined)  # after the recorder's: runs before it
+            found = attach(key, df_tag, store=store_url, exec_tag=exec_tag)
+            _joined[(os.getpid(), store_url, key)] = found
+        return found
+
+
+def _joined_task(run_handle: tuple[str, str, str, str], key: str, transformation: str,
+                 identifier: int) -> Task:
+    """A pickled :class:`Task` in the process that unpickles it: a handle recording into the
+    same task, through this process's run attached to the execution."""
+    return Task.joined(_joined_run(*run_handle), key, transformation, identifier)
+
+
+def _end_joined() -> None:
+    with _joined_lock:
+        joined = [run for (pid, _, _), run in _joined.items() if pid == os.getpid()]
+        _joined.clear()
+    for found in joined:
+        try:
+            left = any(t.status == RUNNING for t in found._open_tasks)
+            found.end("the process exited before Task.end() was called" if left else None)
+        except Exception:  # noqa: BLE001 - exiting anyway; say what was lost
+            logging.getLogger("dlprov.capture").exception(
+                "dlprov: could not end the tasks of execution %r at exit", found.exec_tag)
+
+
 def run(df_tag: str, **options) -> Run:
     """Start an execution of dataflow ``df_tag``; use it as a context manager::
 
@@ -246,5 +309,10 @@ def run(df_tag: str, **options) -> Run:
     ``distributed`` (default: detect torchrun; False: one execution per process; True: require
     a world). Under torchrun every rank records into ONE execution (rank 0 ends it and captures
     the environment; each task carries its rank): see :mod:`dlprov.capture.distributed`.
+
+    A run or task handed to a process started with ``spawn`` or ``forkserver`` (pickled) records
+    there into the same execution or task; the child writes what it captured when it exits
+    (a worker killed first, as a ``multiprocessing.Pool`` left by its ``with`` block kills its
+    workers, should call ``task.run.flush()`` before returning).
     """
     return Run(df_tag, **options)

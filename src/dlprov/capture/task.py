@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from dlprov.capture.models import framework_of, layer_count, parameter_count
-from dlprov.errors import SpecError, ValueRejected
+from dlprov.errors import SpecError, TaskEnded, ValueRejected
 from dlprov.model import records as r
+from dlprov.model.limits import check_field, storable_text
 from dlprov.model.names import check_name
 from dlprov.model.values import Converter
 
@@ -33,19 +34,26 @@ class Task:
         self.run = run
         self.transformation = check_name("transformation", transformation)
         self.identifier = identifier
+        where = f"task {self.transformation!r}:"
+        sub_id = check_field(f"{where} sub_id", sub_id, 64)
+        workspace = check_field(f"{where} workspace", workspace)
+        resource = check_field(f"{where} resource", resource, 255)
         self.key = key or run.new_key()
         self.status = RUNNING
+        self._joined = False
         self.produced: set[str] = set()
         self.depends_on = list(_as_tasks(depends_on))
         self._put = run.put
-        self._converters: dict[str, dict[str, dict[str, Converter]]] = {"input": {}, "output": {}}
+        # Per role, the set as given (any case) -> (set tag, the set's converters); per set,
+        # attribute names given in another case -> their lower-case name.
+        self._converters: dict[str, dict[str, tuple[str, dict[str, Converter]]]] = {
+            "input": {}, "output": {}}
+        self._aliases: dict[str, dict[str, str]] = {}
         book = run.book
         uses_ = self._plan_uses(uses)  # first: a rejected task must leave the spec as it was
-        changed = book.add_transformation(self.transformation)
-        for producer, set_tags in uses_:
-            for set_tag in set_tags:
-                changed |= book.add_role(self.transformation, set_tag, "input",
-                                         producer.transformation)
+        changed = book.add_task(self.transformation, [
+            (set_tag, producer.transformation) for producer, set_tags in uses_
+            for set_tag in set_tags])
         if changed:
             run.send_spec()
         self.start_time = datetime.now()
@@ -78,11 +86,35 @@ class Task:
         """A handle on a task recorded elsewhere (another process), to name in ``depends_on``;
         it records nothing itself. ``produced``: the sets it produced that dependants use."""
         handle = cls.__new__(cls)
-        handle.run, handle.key, handle.status = run, key, FINISHED
+        handle.run, handle.key, handle.status, handle._joined = run, key, FINISHED, False
         handle.transformation = check_name("transformation", transformation)
         handle.identifier, handle.depends_on = 0, []
-        handle.produced = set(produced)
+        handle.produced = {check_name("set", s) for s in produced}
         return handle
+
+    @classmethod
+    def joined(cls, run: "Run", key: str, transformation: str, identifier: int) -> "Task":
+        """A handle recording into task ``key``, which another process started and ends (what
+        a pickled Task becomes in a child process): its elements go to that task, its
+        :meth:`end` only stops this handle."""
+        handle = cls.__new__(cls)
+        handle.run, handle.key, handle.status = run, key, RUNNING
+        handle.transformation = check_name("transformation", transformation)
+        handle.identifier, handle.depends_on, handle.produced = identifier, [], set()
+        handle._put, handle._joined = run.put, True
+        handle._converters, handle._aliases = {"input": {}, "output": {}}, {}
+        return handle
+
+    def __reduce__(self):
+        """Pickled (handed to a process started with ``spawn`` or ``forkserver``): the other
+        process gets a handle that records into this same task through the execution attached
+        there (see :meth:`joined`). What was captured so far is written first, so that the
+        task is in the store when the child's elements arrive."""
+        if self.status != RUNNING:
+            raise self.ended_error()
+        self.run.recorder.flush(wait=True)
+        from dlprov.capture.run import _joined_task
+        return _joined_task, (self.run._handle(), self.key, self.transformation, self.identifier)
 
     # -- elements ---------------------------------------------------------------------------
     def input(self, set_tag: str, /, **values: Any) -> None:
@@ -94,33 +126,56 @@ class Task:
         self._element("output", set_tag, values)
 
     def _element(self, role: str, set_tag: str, values: dict[str, Any]) -> None:
-        converters = self._converters[role].get(set_tag)
-        if converters is None:
-            converters = self._first_element(role, set_tag, values)
+        # The hot path: a status check and, per value, a dict lookup and a converter call.
+        if self.status != RUNNING:
+            raise self.ended_error()
+        found = self._converters[role].get(set_tag)
+        if found is None:
+            found = self._first_element(role, set_tag, values)
+        tag, converters = found
         row = {}
         try:
             for name, value in values.items():
                 row[name] = converters[name](value)
-        except KeyError:
-            row = self._slow_row(set_tag, converters, values)
-        self._put((r.ELEMENT, self.key, set_tag, row))
+        except KeyError:  # a name in another case (Loss), or not an attribute of the set
+            row = self._slow_row(tag, converters, values)
+        self._put((r.ELEMENT, self.key, tag, row))
 
     def _slow_row(self, set_tag: str, converters: dict[str, Converter],
                   values: dict[str, Any]) -> dict[str, Any]:
+        aliases = self._aliases.setdefault(set_tag, {})
         row = {}
         for name, value in values.items():
-            found = converters.get(name.lower()) if isinstance(name, str) else None
-            if found is None:
-                known = ", ".join(converters) or "none"
-                raise SpecError(
-                    f"set {set_tag!r} has no attribute {name!r} (it has: {known}); attributes "
-                    f"are fixed by the set's declaration or its first element in a run")
-            row[name.lower()] = found(value)
+            lowered = aliases.get(name)
+            if lowered is None:
+                lowered = name.lower()
+                if lowered not in converters:
+                    known = ", ".join(converters) or "none"
+                    raise SpecError(
+                        f"set {set_tag!r} has no attribute {name!r} (it has: {known}); "
+                        f"attributes are fixed by the set's declaration or its first element "
+                        f"in a run")
+                aliases[name] = lowered
+            if lowered in row:
+                raise SpecError(f"set {set_tag!r}: attribute {lowered!r} is given twice "
+                                f"(names are case-insensitive)")
+            row[lowered] = converters[lowered](value)
         return row
 
     def _first_element(self, role: str, set_tag: str,
-                       values: dict[str, Any]) -> dict[str, Converter]:
-        set_tag = check_name("set", set_tag)
+                       values: dict[str, Any]) -> tuple[str, dict[str, Converter]]:
+        """The first element of ``set_tag`` (in any case) in ``role`` for this task: grow the
+        spec, and cache the set's converters under the name as given."""
+        tag = check_name("set", set_tag)
+        found = self._converters[role].get(tag)
+        if found is None:
+            found = tag, self._first_of_set(role, tag, values)
+            self._converters[role][tag] = found
+        self._converters[role][set_tag] = found
+        return found
+
+    def _first_of_set(self, role: str, set_tag: str,
+                      values: dict[str, Any]) -> dict[str, Converter]:
         run, book = self.run, self.run.book
         changed = False
         if set_tag not in run.seen_sets:
@@ -133,8 +188,16 @@ class Task:
         run.seen_sets.add(set_tag)
         if role == "output":
             self.produced.add(set_tag)
-        converters = self._converters[role][set_tag] = book.converters[set_tag]
-        return converters
+        return book.converters[set_tag]
+
+    def ended_error(self) -> TaskEnded:
+        """The error for a call that would record into this ended task, naming it and why."""
+        run = self.run
+        whose = (f"; run {run.exec_tag!r} has ended ({run.status}): start a new run"
+                 if run.status != RUNNING else ": record into a new task (run.task(...))")
+        return TaskEnded(f"task {self.identifier} {self.transformation!r} of run "
+                         f"{run.exec_tag!r} has ended ({self.status}); nothing more can be "
+                         f"recorded in it{whose}")
 
     # -- trained models ---------------------------------------------------------------------
     def model(self, path: str | os.PathLike, model: Any = None, *, name: str | None = None,
@@ -143,11 +206,17 @@ class Task:
         ``model_dir``, ``model_id``) and a ``trained_model`` entity with the file's size and
         sha256 (computed by the recorder thread), the framework and, given the ``model`` object,
         its parameter and layer counts. Returns the model's stable id."""
+        if self.status != RUNNING:
+            raise self.ended_error()
         if path is None or not os.fspath(path):
             raise ValueRejected(f"task {self.transformation!r}: a trained model needs the path "
                                 f"of its saved file, got {path!r}")
         path = os.path.abspath(os.fspath(path))
-        name = name or os.path.splitext(os.path.basename(path))[0]
+        where = f"task {self.transformation!r}: the model's"
+        check_field(f"{where} path", path)
+        name = check_field(f"{where} name", name or os.path.splitext(os.path.basename(path))[0],
+                           255)
+        framework = check_field(f"{where} framework", framework, 64)
         model_id = self.run.new_key()
         self.output(set_tag, model_name=name, model_dir=Path(path), model_id=model_id)
         self._put((r.MODEL, self.key, {
@@ -163,11 +232,14 @@ class Task:
         if self.status != RUNNING:
             return
         self.status = FAILED if error is not None else FINISHED
+        if self._joined:  # the process that started the task ends it
+            self.run.recorder.flush(wait=False)
+            return
         if isinstance(error, BaseException):
             error = "".join(traceback.format_exception(error)).rstrip()
         self._put((r.TASK_END, self.key, {
-            "status": self.status, "end_time": datetime.now(), "error_msg": error,
-            "output_msg": output}))
+            "status": self.status, "end_time": datetime.now(), "error_msg": storable_text(error),
+            "output_msg": storable_text(output)}))
         self.run.recorder.flush(wait=False)
 
     def __enter__(self) -> "Task":

@@ -39,21 +39,43 @@ class AttributeType(str, enum.Enum):
         return found
 
 
+MAX_LABEL_LENGTH = 200
+
+
 @dataclass(frozen=True)
 class Attribute:
     """One attribute of a set. ``allow_nan`` lets a numeric attribute take NaN and inf: inf is
-    stored as given; NaN as NULL in SQLite (which has no NaN), as NaN in PostgreSQL."""
+    stored as given; NaN as NULL in SQLite (which has no NaN), as NaN in PostgreSQL.
+
+    ``label``: the name the attribute was made for where it differs from ``name`` beyond case,
+    e.g. a framework's metric ``val/loss`` stored as ``val_loss_2`` (None otherwise). A set's
+    labels are what integrations map framework names by, in every process and run."""
 
     name: str
     type: AttributeType = AttributeType.TEXT
     allow_nan: bool = False
+    label: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", check_name("attribute", self.name))
         object.__setattr__(self, "type", AttributeType.parse(self.type))
+        label = self.label
+        if label is not None:
+            if not isinstance(label, str):
+                raise SpecError(f"attribute {self.name!r}: label must be a string, got "
+                                f"{type(label).__name__} {label!r}")
+            if len(label) > MAX_LABEL_LENGTH or "\x00" in label \
+                    or any("\ud800" <= c <= "\udfff" for c in label):
+                raise SpecError(f"attribute {self.name!r}: label {label[:50]!r} cannot be "
+                                f"stored: at most {MAX_LABEL_LENGTH} characters, no NUL and no "
+                                f"lone surrogates")
+            object.__setattr__(self, "label", None if label.lower() == self.name else label)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type.value, "allow_nan": self.allow_nan}
+        found = {"name": self.name, "type": self.type.value, "allow_nan": self.allow_nan}
+        if self.label is not None:  # specs without labels read as before
+            found["label"] = self.label
+        return found
 
 
 @dataclass
@@ -95,6 +117,13 @@ class Dependency:
     set_tag: str
 
 
+def _dependency(previous: str | None, following: str | None, set_tag: str) -> Dependency:
+    """A dependency read from a spec's dict, its names as stored (lower case)."""
+    return Dependency(None if previous is None else check_name("transformation", previous),
+                      None if following is None else check_name("transformation", following),
+                      check_name("set", set_tag))
+
+
 @dataclass
 class DataflowSpec:
     """A dataflow (``df_tag``): transformations, the sets they use and produce, the dependencies."""
@@ -133,6 +162,9 @@ class DataflowSpec:
 
         An input with a ``producer`` is a set passed on from that transformation.
         """
+        transformation, set_tag = check_name("transformation", transformation), check_name(
+            "set", set_tag)
+        producer = None if producer is None else check_name("transformation", producer)
         changed = self.add_transformation(transformation)
         if set_tag not in self.sets:
             raise SpecError(f"set {set_tag!r} is not declared in dataflow {self.tag!r}")
@@ -211,5 +243,5 @@ class DataflowSpec:
             spec.add_transformation(tag)
         for tag, attributes in data.get("sets", {}).items():
             spec.add_set(tag, (Attribute(**a) for a in attributes))
-        spec.dependencies = {Dependency(p, f, s) for p, f, s in data.get("dependencies", [])}
+        spec.dependencies = {_dependency(p, f, s) for p, f, s in data.get("dependencies", [])}
         return spec

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 from dlprov.errors import SpecError, ValueRejected
+from dlprov.model import limits
+from dlprov.model.limits import check_json_text, check_text
 from dlprov.model.spec import Attribute, AttributeType
 
 Converter = Callable[[Any], Any]
@@ -69,10 +71,15 @@ def _text(set_tag: str, attribute: Attribute) -> Converter:
     where = _where(set_tag, attribute.name)
 
     def convert(value: Any) -> str | None:
-        if type(value) is str or value is None:
+        if type(value) is str:
+            # check_text's test for the usual short ASCII text, inline: no call per value
+            if value.isascii() and len(value) <= limits.MAX_VALUE_BYTES and "\x00" not in value:
+                return value
+            return check_text(where, value)
+        if value is None:
             return value
         if isinstance(value, str):
-            return str(value)
+            return check_text(where, str(value))
         raise ValueRejected(f"{where} is text; got {type(value).__name__} {value!r}")
 
     return convert
@@ -82,10 +89,16 @@ def _file(set_tag: str, attribute: Attribute) -> Converter:
     where = _where(set_tag, attribute.name)
 
     def convert(value: Any) -> str | None:
-        if value is None or type(value) is str:
+        if type(value) is str:
+            return check_text(where, value)
+        if value is None:
             return value
         if isinstance(value, (str, os.PathLike)):
-            return os.fspath(value)
+            path = os.fspath(value)
+            if not isinstance(path, str):  # a bytes path
+                raise ValueRejected(f"{where} is a file path as text; got bytes {path!r} "
+                                    f"(decode it, e.g. os.fsdecode)")
+            return check_text(where, path)
         raise ValueRejected(f"{where} is a file path; got {type(value).__name__} {value!r}")
 
     return convert
@@ -122,9 +135,10 @@ def _json(set_tag: str, attribute: Attribute) -> Converter:
 
     def convert(value: Any) -> Any:
         try:
-            json.dumps(value, allow_nan=attribute.allow_nan)
+            text = json.dumps(value, allow_nan=attribute.allow_nan, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise ValueRejected(f"{where} must be JSON-serialisable: {exc}") from None
+        check_json_text(where, value, text)
         return value
 
     return convert

@@ -6,12 +6,21 @@ as the recorder's spool tags them); it is applied in one transaction by the serv
 """
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from dlprov.errors import DlprovError, NotFound, StoreUnavailable, ValueRejected
+from dlprov.errors import (
+    DlprovError,
+    NotFound,
+    QueryError,
+    SpecError,
+    StoreUnavailable,
+    ValueRejected,
+)
+from dlprov.model import limits
 from dlprov.model import records as r
 from dlprov.model.names import check_name
 from dlprov.model.spec import DataflowSpec
@@ -67,9 +76,55 @@ def decode_batch(body: Any) -> list[tuple]:
         if len(record) != shape[0] or not _has_shape(record, *shape[1:]):
             raise ValueRejected(f"record {number} ({record[0]}) has the wrong shape")
         if record[0] == r.SPEC:
-            _check_spec(number, record[2])
-        records.append(tuple(record))
+            record[2] = _check_spec(number, record[2])
+        try:
+            records.append(_checked(record))
+        except DlprovError as exc:
+            raise ValueRejected(f"record {number} ({record[0]}): {exc}") from None
     return records
+
+
+def _checked(record: list) -> tuple:
+    """The record as the writer takes it, refused (DlprovError) where a capture call would
+    have refused it: names in any case as stored (lower case), values a store can hold
+    (:mod:`dlprov.model.limits`, the same checks as at the call)."""
+    kind = record[0]
+    if kind == r.ELEMENT:
+        set_tag, values = _name("set", record[2]), record[3]
+        limits.check_attribute_count(set_tag, len(values))
+        row = {}
+        for name, value in values.items():
+            attribute = _name("attribute", name)
+            if attribute in row:
+                raise SpecError(f"set {set_tag!r}: attribute {attribute!r} is given twice "
+                                f"(names are case-insensitive)")
+            row[attribute] = limits.check_row_value(
+                f"set {set_tag!r}, attribute {attribute!r}", value)
+        return kind, record[1], set_tag, row
+    if kind == r.USE:
+        return kind, record[1], record[2], [_name("set", tag) for tag in record[3]]
+    if kind == r.SPEC:
+        return kind, _name("dataflow", record[1]), record[2]
+    fields = dict(record[2])
+    for name, value in fields.items():
+        limits.check_row_value(f"field {name!r}", value)
+    for name, kind_of_name in (("df_tag", "dataflow"), ("transformation", "transformation")):
+        if isinstance(fields.get(name), str):
+            fields[name] = _name(kind_of_name, fields[name])
+    return kind, record[1], fields
+
+
+def _name(kind: str, name: Any) -> str:
+    """``name`` as stored (check_name), remembered: a server sees the same few names again
+    and again."""
+    if not isinstance(name, str):
+        raise ValueRejected(f"a {kind} name must be a string, got {type(name).__name__}")
+    return _stored_name(kind, name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _stored_name(kind: str, name: str) -> str:
+    return check_name(kind, name)
 
 
 def _has_shape(record: list, texts: tuple[int, ...], dicts: tuple[int, ...],
@@ -87,11 +142,14 @@ def _has_shape(record: list, texts: tuple[int, ...], dicts: tuple[int, ...],
     return True
 
 
-def _check_spec(number: int, snapshot: dict) -> None:
-    """Refuse a spec record that is no dataflow spec (the writer would fail on it with
-    whatever error its shape provokes)."""
+def _check_spec(number: int, snapshot: dict) -> dict:
+    """The snapshot of a spec record, its names as stored; refuse one that is no dataflow spec
+    (the writer would fail on it with whatever error its shape provokes) or that a store could
+    not hold (:func:`dlprov.model.limits.check_spec`)."""
     try:
-        DataflowSpec.from_dict(snapshot)
+        spec = DataflowSpec.from_dict(snapshot)
+        limits.check_spec(spec)
+        return spec.to_dict()
     except DlprovError as exc:
         raise ValueRejected(f"record {number} (spec): {exc}") from None
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -146,3 +204,44 @@ def set_rows(store: Store, df_tag: str, set_tag: str, limit: int, offset: int) -
                  store=store, dataflow=df_tag, params={"limit": limit, "offset": offset})
     return {"dataflow": df_tag, "set": set_tag, "limit": limit, "offset": offset,
             "rows": result.records()}
+
+
+class ParametersRejected(QueryError):
+    """Query parameters that a question does not take, or that are not what it takes."""
+
+
+_NUMBERS = ("learning_rate", "batch_size")
+MAX_PARAMETER_CHARS = 500
+
+
+def question_params(question: str, items: list[tuple[str, str]]) -> dict[str, Any]:
+    """The keyword arguments of :func:`dlprov.query.questions.ask` for ``GET
+    /v1/query/{question}?...``: only the question's documented parameters and ``dataflow``,
+    each given once, numbers as numbers; anything else raises :class:`ParametersRejected`
+    naming it (so no query parameter reaches ``store`` or any other internal argument)."""
+    from dlprov.query.questions import QUESTIONS
+    found = QUESTIONS.get(question.lower())
+    if found is None:
+        raise QueryError(f"no question {question!r}: ask one of {', '.join(QUESTIONS)}")
+    allowed = ("dataflow", *found.parameters)
+    names = [name for name, _ in items]
+    unknown = sorted({name for name in names if name not in allowed})
+    if unknown:
+        raise ParametersRejected(f"{found.id.upper()} takes the parameters "
+                                 f"{', '.join(allowed)}; not {', '.join(map(repr, unknown))}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ParametersRejected(f"parameter {', '.join(repeated)} given more than once")
+    params: dict[str, Any] = {}
+    for name, value in items:
+        if len(value) > MAX_PARAMETER_CHARS:
+            raise ParametersRejected(f"parameter {name} is longer than {MAX_PARAMETER_CHARS} "
+                                     f"characters")
+        params[name] = value
+        if name in _NUMBERS:
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise ParametersRejected(f"{name} must be a number, not {value[:40]!r}") \
+                    from None
+    return params
