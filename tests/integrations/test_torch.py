@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 import dlprov
 from dlprov.capture.task import Task
 from dlprov.integrations.torch import TrainingLog, track_training
+from tests.integrations.logs import told
 
 EPOCHS, BATCH_SIZE = 3, 16
 
@@ -116,8 +117,8 @@ def test_hyperparameters_given_override_and_extend_the_derived_ones(sql) -> None
     log.close()
     assert log.hyperparameters == {
         "optimizer_name": "adam", "learning_rate": pytest.approx(0.01), "weight_decay": 0,
-        "num_epochs": 1, "num_layers": 1, "betas": [0.9, 0.99],
-        "activation": str(torch.nn.ReLU), "m_environment": "lab"}
+        "num_epochs": 1, "NUM_LAYERS": 1, "betas": [0.9, 0.99],  # by the names given
+        "activation": str(torch.nn.ReLU), "environment": "lab"}
     (row,) = sql("SELECT optimizer_name, learning_rate, num_layers, betas, m_environment "
                   "FROM mnist__itrain")
     assert row[:3] == ("adam", pytest.approx(0.01), 1.0)
@@ -168,18 +169,28 @@ def test_a_training_that_raises_fails_its_task_and_the_error_propagates(sql) -> 
     assert sql("SELECT epoch FROM mnist__otrain ORDER BY id") == [(0.0,), (1.0,)]
 
 
-def test_odd_metrics_are_renamed_or_skipped_and_training_goes_on(sql) -> None:
-    with track_training("mnist", capture_environment=False) as log:
+def test_odd_metrics_are_renamed_split_or_refused_loudly(sql, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="dlprov.integrations"), \
+            track_training("mnist", capture_environment=False) as log:
         log.epoch_end(0, **{"val/acc@1": 0.5, "id": 1.0, "task": 2.0, "1st": 3.0,
                             "train_task_id": 4.0, "epoch": 99, "note": "text",
-                            "whole": torch.ones(3), "flag": True, "nan": float("nan")})
+                            "whole": torch.ones(3), "flag": True, "nan": float("nan"),
+                            "huge": torch.ones(100), "nested": {"a": 1.0}})
         log.test(**{"Test Loss": torch.tensor(0.25), "timestamp": 5})
-    (row,) = sql("SELECT epoch, val_acc_1, m_id, m_task, m_1st, train_taskid, nan "
-                  "FROM mnist__otrain")
+    (row,) = sql("SELECT epoch, val_acc_1, m_id, m_task, m_1st, train_taskid, nan, note, "
+                 "whole_0, whole_1, whole_2, flag FROM mnist__otrain")
     assert row[:6] == (0.0, 0.5, 1.0, 2.0, 3.0, 4.0) and row[6] is None  # NaN kept as NULL
+    assert row[7:] == ("text", 1.0, 1.0, 1.0, 1.0)
     columns = {c for _, c, *_ in sql("PRAGMA table_info(mnist__otrain)")}
-    assert not columns & {"note", "whole", "flag"}
+    assert not columns & {"huge", "nested", "whole"}
     assert sql("SELECT test_loss FROM mnist__otest") == [(0.25,)]
+    warned = caplog.text
+    assert "metric 'whole' is a Tensor of shape (3,): stored element by element in whole_0, " \
+           "whole_1, whole_2" in warned
+    assert "metric 'huge' left out: a Tensor of shape (100,) holds more than 16" in warned
+    assert "metric 'nested' left out: a dict" in warned
+    assert "metric 'epoch' left out: dlprov records an attribute of that name" in warned
+    assert "set 'otest': metric 'timestamp' left out" in warned
 
 
 def test_a_provenance_failure_never_stops_training(store_path, monkeypatch, caplog,
@@ -199,7 +210,9 @@ def test_a_provenance_failure_never_stops_training(store_path, monkeypatch, capl
     assert (tmp_path / "model.pt").is_file()
     warned = [r.getMessage() for r in caplog.records if "recorder exploded" in r.getMessage()]
     assert any("_record_epoch" in m for m in warned) and any("_record_test" in m for m in warned)
-    assert len([m for m in warned if "_record_epoch" in m]) == 1  # once per hook, not per call
+    # every failure is told, rate-limited: the first in full, the others counted
+    assert told([m for m in warned if "_record_epoch" in m]) == EPOCHS
+    assert told([m for m in warned if "_record_batch" in m]) == EPOCHS * 96 // BATCH_SIZE
 
 
 def test_a_store_that_cannot_be_written_never_stops_training(tmp_path, caplog) -> None:

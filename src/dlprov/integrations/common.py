@@ -2,11 +2,16 @@
 metrics in ``otrain``, the trained model in ``otrainedmodel`` (and ``trained_model``), test
 metrics in ``otest``, as the DLProv paper's DL dataflow does.
 
-Integrations call this from framework hooks; a provenance problem there is logged once and never
-stops training (:func:`guarded`).
+Names become columns through :mod:`~dlprov.integrations.columns` (names that clean alike get
+distinct columns, each recording the name it stands for); metric values through
+:mod:`~dlprov.integrations.metrics` (numbers and text as they are, small tensors element by
+element, the rest refused). Nothing is left out without a warning: recurring ones are
+rate-limited (:data:`throttle`). Integrations call this from framework hooks; a provenance
+problem there is logged, every time (rate-limited), and never stops training (:func:`guarded`).
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -16,6 +21,10 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from dlprov.capture.run import Run
 from dlprov.capture.run import run as start_run
 from dlprov.capture.task import Task
+from dlprov.errors import NameRejected, SpecError, ValueRejected
+from dlprov.integrations.columns import assign_columns, attribute_key, label_of, name_key
+from dlprov.integrations.metrics import NotStorable, metric_parts
+from dlprov.integrations.throttle import Throttle
 from dlprov.model.names import (  # noqa: F401  (attribute_name: the integrations' name rule)
     ITRAIN,
     OTEST,
@@ -26,9 +35,14 @@ from dlprov.model.names import (  # noqa: F401  (attribute_name: the integration
     attribute_name,
 )
 from dlprov.model.spec import Attribute, AttributeType
+from dlprov.model.values import converter, infer_type
 
 log = logging.getLogger("dlprov.integrations")
 
+#: The integrations' recurring warnings (a failing hook, a metric not stored as given): each
+#: kind logged the first time, then at most every ``throttle.interval`` seconds with a count.
+throttle = Throttle(log)
+atexit.register(throttle.flush)  # the counts not told yet
 
 # The hyperparameters of the paper's Listing 2, by their Keras-Prov keys.
 OPTIMIZER_NAME, LEARNING_RATE, DECAY, MOMENTUM = ("OPTIMIZER_NAME", "LEARNING_RATE", "DECAY",
@@ -44,35 +58,36 @@ _TEST_ATTRIBUTES = (Attribute("timestamp", AttributeType.TIMESTAMP),)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The metrics that are single numbers (Python, NumPy or 0-d tensors), by attribute name."""
-    found = {}
-    for name, value in metrics.items():
-        item = getattr(value, "item", None)
-        if item is not None and getattr(value, "ndim", 0) == 0:
-            value = item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        found[attribute_name(name)] = float(value)
-    return found
-
-
 def guarded(method: F) -> F:
-    """Run a hook; log (once per hook) instead of raising if provenance fails."""
-    failed: set[tuple[int | None, str]] = set()
+    """Run a hook; if provenance fails, log it (each time, rate-limited per hook and error
+    type: see :data:`throttle`) instead of raising it into training."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - provenance must never stop training
-            key = (id(args[0]) if args else None, method.__qualname__)
-            if key not in failed:
-                failed.add(key)
-                log.warning("dlprov: %s failed, training goes on: %s: %s",
-                            method.__qualname__, type(exc).__name__, exc)
+            name, kind = method.__qualname__, type(exc).__name__
+            # the text, not the exception: a counted one must not keep the loop's frames alive
+            throttle.warn(("failed", name, kind), "dlprov: %s failed, training goes on: %s: %s",
+                          name, kind, str(exc))
             return None
     return wrapper  # type: ignore[return-value]
+
+
+def merge_names(*mappings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The entries of ``mappings``, a later one replacing an earlier one of the same name in
+    any case: ``learning_rate`` given replaces the ``LEARNING_RATE`` derived."""
+    found: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for mapping in mappings:
+        for name, value in (mapping or {}).items():
+            earlier = names.get(name_key(label_of(name)))
+            if earlier is not None:
+                del found[earlier]
+            names[name_key(label_of(name))] = name
+            found[name] = value
+    return found
 
 
 class TrainingCapture:
@@ -93,28 +108,28 @@ class TrainingCapture:
         self.train_task: Task | None = None
         self.test_task: Task | None = None
         self.model_id: str | None = None
-        self._metrics_declared: set[str] = set()
+        self._declared_sets: set[str] = set()
+        self._plain_columns: dict[str, dict[str, str]] = {}  # per set: metric name -> column
+        self._store_unreadable = False
 
     # -- training ---------------------------------------------------------------------------
     def start_training(self, hyperparameters: Mapping[str, Any]) -> Task:
-        """Start the train task and record ``hyperparameters`` (one ``itrain`` element)."""
+        """Start the train task and record ``hyperparameters`` (one ``itrain`` element; None
+        values are left out)."""
         self.train_task = self.run.task(TRAIN, depends_on=self.depends_on, uses=self.uses)
-        values = {attribute_name(k): v for k, v in hyperparameters.items() if v is not None}
-        if values:
-            # a later train task of the run (e.g. L-BFGS after Adam) may bring new keys
-            if ITRAIN in self.run.seen_sets and self.run.book.infer_set(ITRAIN, values):
-                self.run.send_spec()
-            self.train_task.input(ITRAIN, **values)
+        values = self._labelled(ITRAIN, "hyperparameter",
+                                ((k, v) for k, v in hyperparameters.items() if v is not None))
+        row, _ = self._columns(ITRAIN, "hyperparameter", values)
+        if row:
+            self.train_task.input(ITRAIN, **row)
         return self.train_task
 
     def epoch(self, epoch: int, metrics: Mapping[str, Any], elapsed_time: float | None) -> None:
-        """Record one epoch: every numeric metric, its elapsed time and a timestamp."""
-        values = numeric_metrics(metrics)
-        for own in _EPOCH_ATTRIBUTES:
-            values.pop(own.name, None)
-        self._declare_metrics(OTRAIN, values, _EPOCH_ATTRIBUTES)
-        self._task().output(OTRAIN, timestamp=datetime.now(), epoch=epoch,
-                            elapsed_time=elapsed_time, **values)
+        """Record one epoch: its metrics (see :mod:`~dlprov.integrations.metrics`), its
+        elapsed time and a timestamp."""
+        own = {"timestamp": datetime.now(), "epoch": epoch, "elapsed_time": elapsed_time}
+        row = self.metric_row(OTRAIN, metrics, _EPOCH_ATTRIBUTES, own)
+        self._task().output(OTRAIN, **own, **row)
 
     def trained_model(self, path: str | os.PathLike, model: Any = None,
                       framework: str | None = None, name: str | None = None) -> str:
@@ -129,15 +144,14 @@ class TrainingCapture:
     # -- testing ----------------------------------------------------------------------------
     def test(self, metrics: Mapping[str, Any]) -> None:
         """Record test metrics (``otest``) in a test task that used the trained model."""
-        values = numeric_metrics(metrics)
-        values.pop("timestamp", None)
+        own = {"timestamp": datetime.now()}
+        row = self.metric_row(OTEST, metrics, _TEST_ATTRIBUTES, own)
         if self.test_task is None:
             produced = self.train_task.produced if self.train_task else set()
             self.test_task = self.run.task(
                 TEST, depends_on=[self.train_task] if self.train_task else [],
                 uses=[OTRAINEDMODEL] if OTRAINEDMODEL in produced else None)
-        self._declare_metrics(OTEST, values, _TEST_ATTRIBUTES)
-        self.test_task.output(OTEST, timestamp=datetime.now(), **values)
+        self.test_task.output(OTEST, **own, **row)
 
     def end_test(self, error: BaseException | str | None = None) -> None:
         """End the test task; the next :meth:`test` starts a new one (one per evaluation)."""
@@ -147,23 +161,192 @@ class TrainingCapture:
 
     # -- end --------------------------------------------------------------------------------
     def close(self, error: BaseException | str | None = None) -> None:
-        """End open tasks, and the run if this object started it."""
-        self.end_training(error)
-        self.end_test(error)
-        if self._own_run:
-            self.run.end(error)
+        """End open tasks, and the run if this object started it; log the warnings counted
+        but not told yet."""
+        try:
+            self.end_training(error)
+            self.end_test(error)
+            if self._own_run:
+                self.run.end(error)
+        finally:
+            throttle.flush()
 
     def _task(self) -> Task:
         if self.train_task is None:
             self.start_training({})
         return self.train_task  # type: ignore[return-value]
 
-    def _declare_metrics(self, set_tag: str, values: Mapping[str, float],
-                         own: Iterable[Attribute] = ()) -> None:
-        # Metrics may be NaN or inf when training diverges: keep them rather than fail.
-        new = [name for name in values if (set_tag, name) not in self._metrics_declared]
-        if new or (set_tag, None) not in self._metrics_declared:
-            self.run.declare_set(set_tag, [*own, *(Attribute(n, AttributeType.NUMERIC,
-                                                             allow_nan=True) for n in new)])
-            self._metrics_declared.update([(set_tag, None), *((set_tag, n) for n in new)])
+    # -- names and values -------------------------------------------------------------------
+    def metric_row(self, set_tag: str, metrics: Mapping[str, Any], own: Iterable[Attribute],
+                   own_values: Mapping[str, Any]) -> dict[str, Any]:
+        """``metrics`` as one element of ``set_tag`` (by column), next to the attributes dlprov
+        records itself (``own``, with ``own_values``); every metric left out or split is told
+        in a warning."""
+        fast = self._plain_columns.get(set_tag)
+        row = _plain_row(metrics, fast) if fast is not None else None
+        if row is not None:
+            return row
+        own = tuple(own)
+        split: dict[str, tuple[str, list[str]]] = {}
+        pairs = []
+        for name, value in metrics.items():
+            label = label_of(name)
+            try:
+                parts, what = metric_parts(value)
+            except NotStorable as exc:
+                self._refuse(set_tag, "metric", label, str(exc))
+                continue
+            if name_key(label) in own_values:
+                if parts != [("", _plain(own_values[name_key(label)]))]:
+                    self._refuse(set_tag, "metric", label, "dlprov records an attribute of "
+                                 "that name itself; log the metric under another name")
+                continue
+            pairs += [(label + suffix, part) for suffix, part in parts]
+            if what is not None:
+                split[label] = (what, [label + suffix for suffix, _ in parts])
+        row, columns = self._columns(set_tag, "metric", self._labelled(set_tag, "metric", pairs),
+                                     own)
+        for label, (what, labels) in split.items():
+            throttle.warn(("split", set_tag, label),
+                          "dlprov: set %r: metric %r is %s: stored element by element in %s",
+                          set_tag, label, what, ", ".join(columns[n] for n in labels
+                                                          if columns.get(n) in row))
+        self._remember_plain(set_tag, metrics, columns, row)
+        return row
 
+    def _remember_plain(self, set_tag: str, metrics: Mapping[str, Any], columns: dict[str, str],
+                        row: dict[str, Any]) -> None:
+        """Remember the columns of the metrics that were plain numbers in NaN-tolerant number
+        columns: the next batch with only those takes :func:`_plain_row`, a dict lookup per
+        metric (a name's column never changes: the spec only grows)."""
+        fast = self._plain_columns.setdefault(set_tag, {})
+        with self.run.book.lock:
+            attributes = self.run.book.spec.sets[set_tag].attributes
+            for name, value in metrics.items():
+                column = columns.get(label_of(name)) if isinstance(name, str) else None
+                attribute = attributes.get(column) if column in row else None
+                if attribute is not None and attribute.type is AttributeType.NUMERIC \
+                        and attribute.allow_nan and _scalar(value) is not None:
+                    fast[name] = column
+
+    def _labelled(self, set_tag: str, what: str,
+                  pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+        """The values by label; of two names that are one (they differ in case) the later is
+        kept, with a warning."""
+        found: dict[str, Any] = {}
+        keys: dict[str, str] = {}
+        for name, value in pairs:
+            label = label_of(name)
+            earlier = keys.get(name_key(label))
+            if earlier is not None:
+                found.pop(earlier)
+                self._refuse(set_tag, what, earlier, f"it is the same name as {label!r} "
+                             f"(names are case-insensitive); the value of {label!r} is kept")
+            keys[name_key(label)] = label
+            found[label] = value
+        return found
+
+    def _columns(self, set_tag: str, what: str, values: Mapping[str, Any],
+                 own: Iterable[Attribute] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+        """(row by column, column of each label) for ``values`` by label; declares, under the
+        spec book's lock (so that threads and captures sharing the dataflow agree), the
+        columns new to the set with the names they stand for, and ``own`` on first use."""
+        book, own = self.run.book, list(own)
+        self._learn_columns(set_tag, values)
+        with book.lock:
+            known = book.spec.sets.get(set_tag)
+            attributes = {**{a.name: a for a in own},  # taken, even before they are declared
+                          **(known.attributes if known is not None else {})}
+            columns = assign_columns(attributes, values)
+            new = [] if set_tag in self._declared_sets else own
+            row = {}
+            for label, value in values.items():
+                column, attribute = columns[label], attributes.get(columns[label])
+                try:
+                    if attribute is None:
+                        kind = infer_type(set_tag, column, value)
+                        attribute = Attribute(column, kind, label=label,
+                                              allow_nan=kind is AttributeType.NUMERIC)
+                        row[column] = _fit(set_tag, attribute, value)
+                        new.append(attribute)
+                        continue
+                    row[column] = _fit(set_tag, attribute, value)
+                except (NameRejected, SpecError, ValueRejected) as exc:
+                    self._refuse(set_tag, what, label, str(exc))
+                    continue
+                if attribute.type is AttributeType.NUMERIC and not attribute.allow_nan:
+                    # a diverging training's NaN or inf is kept, not refused
+                    new.append(Attribute(column, AttributeType.NUMERIC, allow_nan=True,
+                                         label=attribute.label))
+            if new or set_tag not in self._declared_sets:
+                self.run.declare_set(set_tag, new)
+                self._declared_sets.add(set_tag)
+        return row, columns
+
+    def _learn_columns(self, set_tag: str, labels: Iterable[str]) -> None:
+        """Before choosing columns for names the set does not know yet, learn those other
+        processes added since this process read the spec: a name then finds the column
+        another process chose for it (one read of the store, only when names are new)."""
+        book = self.run.book
+        with book.lock:
+            known = book.spec.sets.get(set_tag)
+            keys = {attribute_key(a) for a in known.attributes.values()} if known else set()
+        if self._store_unreadable or (
+                known is not None and all(name_key(label) in keys for label in labels)):
+            return
+        try:
+            stored = self.run.store.load_spec(self.run.df_tag)
+            if stored is not None:
+                book.merge(stored)
+        except Exception as exc:  # noqa: BLE001 - an unreadable store: choose from what is known
+            # and do not wait on it again in this training
+            self._store_unreadable = True
+            log.warning("dlprov: cannot read the spec of %r (%s: %s): new metric names get "
+                        "their columns from this process's spec only", self.run.df_tag,
+                        type(exc).__name__, exc)
+
+    @staticmethod
+    def _refuse(set_tag: str, what: str, label: str, reason: str) -> None:
+        throttle.warn(("left out", set_tag, what, label),
+                      "dlprov: set %r: %s %r left out: %s", set_tag, what, label, reason)
+
+
+def _fit(set_tag: str, attribute: Attribute, value: Any) -> Any:
+    """``value`` as ``attribute`` stores it; a number goes into a text column as its text."""
+    if attribute.type is AttributeType.TEXT and isinstance(value, float):
+        return repr(value)
+    return converter(set_tag, attribute)(value)
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, (int, float)) else value
+
+
+def _scalar(value: Any) -> float | int | None:
+    """A plain number, or a 0-d tensor's or array's, else None."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return value
+    if getattr(value, "ndim", None) == 0:
+        try:
+            value = value.item()
+        except Exception:  # noqa: BLE001 - not a number after all: the full path tells why
+            return None
+        if type(value) is float or type(value) is int:
+            return value
+    return None
+
+
+def _plain_row(metrics: Mapping[str, Any], columns: Mapping[str, str]) -> dict[str, Any] | None:
+    """The row of a batch whose metrics are all plain numbers with known columns (the usual
+    case, every batch), else None: then the full path names, checks and tells."""
+    row = {}
+    for name, value in metrics.items():
+        column = columns.get(name)
+        if column is None:
+            return None
+        value = _scalar(value)
+        if value is None:
+            return None
+        row[column] = value
+    return row if len(row) == len(metrics) else None  # two names one column: the full path

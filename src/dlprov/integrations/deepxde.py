@@ -42,6 +42,7 @@ from dlprov.integrations.common import (
     TrainingCapture,
     attribute_name,
     guarded,
+    merge_names,
 )
 from dlprov.model.names import check_name
 from dlprov.store.store import Store
@@ -228,8 +229,7 @@ class ProvenanceCallback(Callback):
                             len(self._names))
             values.update({f"weight_{name}": _number(weight)
                            for name, weight in zip(self._names, weights)})
-        values.update(self.hyperparameters)
-        return values
+        return merge_names(values, self.hyperparameters)  # yours replace ours, in any case
 
 
 # -- reading what DeepXDE does not keep in one place ------------------------------------------

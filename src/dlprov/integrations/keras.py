@@ -41,6 +41,7 @@ from dlprov.integrations.common import (
     OPTIMIZER_NAME,
     TrainingCapture,
     guarded,
+    merge_names,
 )
 from dlprov.model.names import check_name
 
@@ -204,8 +205,7 @@ class _ProvenanceHooks:
         values = {key: value for key, value in found.items() if self.selected.get(key)}
         if self.selected.get(DECAY) and getattr(optimizer, "weight_decay", None) is not None:
             values["weight_decay"] = _number(optimizer.weight_decay)
-        values.update(self.extra_hyperparameters)
-        return values
+        return merge_names(values, self.extra_hyperparameters)  # yours replace ours, any case
 
     # -- end --------------------------------------------------------------------------------
     @guarded

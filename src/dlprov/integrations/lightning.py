@@ -11,7 +11,7 @@ training batch, the checkpoint saved at the end of fit (``otrainedmodel`` and
 ``trained_model``), the test metrics (``otest``) of a test task that used that checkpoint.
 Epochs are numbered from 0, as Lightning numbers them.
 
-Provenance failures are logged once and never stop training; an exception in ``fit`` or
+Provenance failures are logged (rate-limited) and never stop training; an exception in ``fit`` or
 ``test`` fails the task (and the run the callback started) with its traceback, and Lightning
 re-raises it. Only the global-zero process records.
 """
@@ -35,11 +35,11 @@ except ImportError:  # pragma: no cover - the package's old name
 from dlprov.capture.models import layer_count
 from dlprov.capture.run import Run
 from dlprov.capture.task import Task
-from dlprov.integrations.common import BATCH_SIZE, NUM_EPOCHS, NUM_LAYERS, guarded
+from dlprov.integrations.common import BATCH_SIZE, NUM_EPOCHS, NUM_LAYERS, guarded, merge_names
 from dlprov.integrations.torch import (
     TorchCapture,
     check_arguments,
-    clear_names,
+    derived_hyperparameters,
     optimizer_hyperparameters,
 )
 from dlprov.store.store import Store
@@ -114,12 +114,13 @@ class ProvenanceCallback(pl.Callback):
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
         datamodule = getattr(trainer, "datamodule", None)
         max_epochs = trainer.max_epochs if (trainer.max_epochs or 0) > 0 else None
-        self._pending_hyperparameters = {
-            **_hparams(pl_module), **_hparams(datamodule),
-            **clear_names({**optimizer_hyperparameters(optimizer), NUM_EPOCHS: max_epochs,
-                           BATCH_SIZE: _batch_size(datamodule) or _batch_size(pl_module),
-                           NUM_LAYERS: layer_count(pl_module)}),
-            **clear_names(self.hyperparameters)}
+        self._pending_hyperparameters = merge_names(
+            _hparams(pl_module), _hparams(datamodule),
+            derived_hyperparameters({**optimizer_hyperparameters(optimizer),
+                                     NUM_EPOCHS: max_epochs,
+                                     BATCH_SIZE: _batch_size(datamodule) or _batch_size(pl_module),
+                                     NUM_LAYERS: layer_count(pl_module)}),
+            self.hyperparameters)
 
     @guarded
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -267,7 +268,7 @@ class ProvenanceCallback(pl.Callback):
 def _hparams(owner: Any) -> dict[str, Any]:
     """The ``hparams`` a LightningModule or LightningDataModule saved (save_hyperparameters)."""
     found = getattr(owner, "hparams", None)
-    return clear_names(found) if isinstance(found, Mapping) else {}
+    return dict(found) if isinstance(found, Mapping) else {}
 
 
 def _batch_size(owner: Any) -> int | None:

@@ -19,8 +19,9 @@ trained yet; a store that cannot be reached is not a mistake: it is logged); so 
 :meth:`TrainingLog.save_model` when the model cannot be saved (the file is yours, not
 provenance) and :meth:`TrainingLog.record_model` given no file. The calls made in the loop
 (``epoch_end``, ``batch_end``, ``test``) and the recording itself never raise: a provenance
-failure is logged once (logger ``dlprov.integrations``) and training goes on. An exception
-leaving the ``with`` block fails the train task with its traceback, and propagates.
+failure is logged, every time but rate-limited (logger ``dlprov.integrations``), and training
+goes on. An exception leaving the ``with`` block fails the train task with its traceback, and
+propagates.
 
 PyTorch is imported only to save a model; :func:`optimizer_hyperparameters` and
 :class:`TorchCapture` serve the Lightning integration too.
@@ -50,10 +51,9 @@ from dlprov.integrations.common import (
     OTRAINEDMODEL,
     TEST,
     TrainingCapture,
-    attribute_name,
     guarded,
     log,
-    numeric_metrics,
+    merge_names,
 )
 from dlprov.model.names import check_name, task_column
 from dlprov.model.spec import Attribute, AttributeType
@@ -109,16 +109,11 @@ def plain_value(value: Any) -> Any:
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT - 3] + "..."
 
 
-def clear_names(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` keyed by attribute names the store accepts (see :func:`attribute_name`)."""
-    return {attribute_name(name): value for name, value in values.items()}
-
-
 class TorchCapture(TrainingCapture):
     """:class:`TrainingCapture` for the PyTorch family (plain loops and Lightning): plain
-    hyperparameter values, metric names clear of the set tables' columns, per-batch elements
-    (``otrainbatch``), a test task started before its metrics are known, and a run it started
-    ended (finished) at interpreter exit if nothing ended it before."""
+    hyperparameter values, per-batch elements (``otrainbatch``), a test task started before its
+    metrics are known, and a run it started ended (finished) at interpreter exit if nothing
+    ended it before."""
 
     def __init__(self, dataflow_tag: str | None = None, **options: Any) -> None:
         super().__init__(dataflow_tag, **options)
@@ -128,17 +123,11 @@ class TorchCapture(TrainingCapture):
     def start_training(self, hyperparameters: Mapping[str, Any]) -> Task:
         return super().start_training(_plain_hyperparameters(hyperparameters))
 
-    def epoch(self, epoch: int, metrics: Mapping[str, Any], elapsed_time: float | None) -> None:
-        super().epoch(epoch, clear_names(metrics), elapsed_time)
-
     def batch(self, step: int, epoch: int | None, metrics: Mapping[str, Any]) -> None:
-        """Record one batch (``otrainbatch``): its numeric metrics, epoch, step and timestamp."""
-        values = numeric_metrics(clear_names(metrics))
-        for own in _BATCH_ATTRIBUTES:
-            values.pop(own.name, None)
-        self._declare_metrics(OTRAINBATCH, values, _BATCH_ATTRIBUTES)
-        self._task().output(OTRAINBATCH, timestamp=datetime.now(), epoch=epoch, step=step,
-                            **values)
+        """Record one batch (``otrainbatch``): its metrics, epoch, step and timestamp."""
+        own = {"timestamp": datetime.now(), "epoch": epoch, "step": step}
+        row = self.metric_row(OTRAINBATCH, metrics, _BATCH_ATTRIBUTES, own)
+        self._task().output(OTRAINBATCH, **own, **row)
 
     def start_test(self) -> Task:
         """Start the test task (if not started yet): it used the trained model, if recorded.
@@ -149,9 +138,6 @@ class TorchCapture(TrainingCapture):
                 TEST, depends_on=[self.train_task] if self.train_task else [],
                 uses=[OTRAINEDMODEL] if OTRAINEDMODEL in produced else None)
         return self.test_task
-
-    def test(self, metrics: Mapping[str, Any]) -> None:
-        super().test(clear_names(metrics))
 
     @property
     def open(self) -> bool:
@@ -185,8 +171,14 @@ def check_arguments(dataflow_tag: str | None, run: Run | None, run_options: Mapp
 
 
 def _plain_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
-    found = {k: plain_value(v) for k, v in clear_names(hyperparameters).items()}
+    found = {k: plain_value(v) for k, v in hyperparameters.items()}
     return {k: v for k, v in found.items() if v is not None}
+
+
+def derived_hyperparameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyperparameters dlprov derives (``LEARNING_RATE``, ...) by their column names, so that
+    one given under any case (``learning_rate``) replaces them (see :func:`merge_names`)."""
+    return {name.lower(): value for name, value in values.items()}
 
 
 _OPEN: "weakref.WeakSet[TorchCapture]" = weakref.WeakSet()
@@ -217,9 +209,10 @@ class TrainingLog:
         self.model, self.optimizer, self.log_every_n_steps = model, optimizer, log_every_n_steps
         derived = {**optimizer_hyperparameters(optimizer), NUM_EPOCHS: epochs,
                    BATCH_SIZE: batch_size, NUM_LAYERS: layer_count(model)}
-        #: The hyperparameters recorded in ``itrain``: derived ones, overridden by those given.
+        #: The hyperparameters recorded in ``itrain``, by the names given: derived ones,
+        #: replaced by those given under the same name in any case.
         self.hyperparameters: dict[str, Any] = _plain_hyperparameters(
-            {**clear_names(derived), **clear_names(hyperparameters or {})})
+            merge_names(derived_hyperparameters(derived), hyperparameters))
         self.capture: TorchCapture | None = None
         self._mark = time.perf_counter()
         self._epoch_started: float | None = None
@@ -255,9 +248,12 @@ class TrainingLog:
 
     def epoch_end(self, epoch: int, /, *, elapsed_time: float | None = None,
                   **metrics: Any) -> None:
-        """Record epoch ``epoch`` (numbered as you like) with its metrics: floats, ints or 0-d
-        tensors, under any name (``val/acc@1`` is stored as ``val_acc_1``); others are skipped.
-        ``elapsed_time`` (seconds) is measured if not given."""
+        """Record epoch ``epoch`` (numbered as you like) with its metrics, under any name
+        (``val/acc@1`` is stored as ``val_acc_1``; names that clean alike get columns of their
+        own, see ``dlprov schema``): numbers and 0-d tensors, text, small tensors element by
+        element; what cannot be stored is left out with a warning
+        (:mod:`dlprov.integrations.metrics`). ``elapsed_time`` (seconds) is measured if not
+        given."""
         now = time.perf_counter()
         if elapsed_time is None:
             elapsed_time = now - (self._epoch_started if self._epoch_started is not None

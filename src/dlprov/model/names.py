@@ -62,8 +62,14 @@ _TASK_COLUMN = task_column("")  # "_task_id"
 def attribute_name(name: str) -> str:
     """A framework's metric name as an attribute name: ``train/loss`` -> ``train_loss``,
     ``val_acc@1`` -> ``val_acc_1``; never one the store refuses or a set table's own column:
-    ``id`` -> ``m_id``, ``task`` -> ``m_task``, ``train_task_id`` -> ``train_taskid``."""
+    ``id`` -> ``m_id``, ``task`` -> ``m_task``, ``train_task_id`` -> ``train_taskid``. A name
+    with nothing storable is spelled by its code points: ``🔥`` -> ``m_1f525``, ``""`` -> ``m``.
+
+    Only the cleaning rule: different names may clean alike (``val/loss``, ``val-loss``); the
+    integrations give those distinct columns (:mod:`dlprov.integrations.columns`)."""
     cleaned = re.sub("_+", "_", _UNSAFE.sub("_", str(name).lower())).strip("_")
+    if not cleaned and name:
+        cleaned = "_".join(f"{ord(c):x}" for c in str(name))
     if not cleaned or not cleaned[0].isalpha():
         cleaned = f"m_{cleaned}"
     cleaned = cleaned[:MAX_NAME_LENGTH].rstrip("_")

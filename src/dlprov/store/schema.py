@@ -75,6 +75,9 @@ attribute = Table(
     Column("name", String(64), nullable=False),
     Column("type", String(16), nullable=False),
     Column("allow_nan", Boolean, nullable=False, default=False),
+    # The framework's name the attribute was made for (val/loss), where it differs from the
+    # name; None otherwise. Added after 0.1.0's first stores: see add_missing_columns.
+    Column("label", Text),
     UniqueConstraint("ds_id", "name"),
 )
 
@@ -258,9 +261,9 @@ def set_table(dialect_name: str, spec: DataflowSpec, set_tag: str,
 
 def add_missing_columns(conn: Connection) -> list[str]:
     """Add to the fixed tables the nullable columns that a store made by an older dlprov lacks
-    (``task.rank``); returns them as ``table.column``. Run in a write transaction: SQLite's
-    ``BEGIN IMMEDIATE`` serialises two processes upgrading at once, PostgreSQL's guard lets the
-    second one pass."""
+    (``task.rank``, ``attribute.label``); returns them as ``table.column``. Run in a write
+    transaction: SQLite's ``BEGIN IMMEDIATE`` serialises two processes upgrading at once,
+    PostgreSQL's guard lets the second one pass."""
     dialect, inspector, added = conn.dialect, inspect(conn), []
     for table in metadata.sorted_tables:
         present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}

@@ -87,7 +87,7 @@ def _save_catalogue(conn: Connection, df_id: int, previous: DataflowSpec,
 
 def _attribute_row(ds_id: int, attribute: Attribute) -> dict:
     return {"ds_id": ds_id, "name": attribute.name, "type": attribute.type.value,
-            "allow_nan": attribute.allow_nan}
+            "allow_nan": attribute.allow_nan, "label": attribute.label}
 
 
 def _grow_set_tables(conn: Connection, previous: DataflowSpec, merged: DataflowSpec) -> None:
