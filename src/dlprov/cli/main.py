@@ -1,9 +1,12 @@
 """The ``dlprov`` command line: thin commands over the library (each has a Python twin)."""
 from __future__ import annotations
 
+import os
+import sqlite3
 import sys
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from dlprov import __version__
 from dlprov.cli.export import export
@@ -12,22 +15,50 @@ from dlprov.cli.imports import import_command
 from dlprov.cli.neo4j import neo4j
 from dlprov.cli.options import dataflow_option, format_option
 from dlprov.cli.output import render, render_records
-from dlprov.cli.package import inspect_command, package_command, verify_command
+from dlprov.cli.package import inspect_command, keygen_command, package_command, verify_command
 from dlprov.cli.query import query
 from dlprov.cli.serve import serve
-from dlprov.errors import DlprovError
+from dlprov.errors import DlprovError, StoreUnavailable
+from dlprov.query.guard import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, TIMEOUT_ENV
+from dlprov.store.engine import resolve_store_url
+from dlprov.store import failures
 from dlprov.store.store import Store
 
 
 class _Group(click.Group):
-    """Turns dlprov's own errors into one clear line and exit code 1, not a traceback."""
+    """Turns dlprov's own errors, and the database's or the system's while a store is used
+    (damaged, locked, read-only, unreachable), into one line and exit code 1, not a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except DlprovError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except BrokenPipeError:  # `dlprov sql … | head`: the reader has what it wanted
+            _silence_stdout()
             ctx.exit(1)
+        except (DlprovError, SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            click.echo(f"error: {_one_line_error(exc, ctx.obj)}", err=True)
+            ctx.exit(1)
+
+
+def _silence_stdout() -> None:
+    # As Python's docs advise for SIGPIPE: point stdout at devnull so the flush at exit is quiet.
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test runner)
+        pass
+
+
+def _one_line_error(exc: BaseException, store: str | None) -> str:
+    """The message of ``exc``: a store failure (also one wrapped by StoreUnavailable) says
+    which store and what to do (see :mod:`dlprov.store.failures`)."""
+    cause = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
+    try:
+        named = failures.display_name(resolve_store_url(store))
+    except DlprovError:
+        named = store
+    if cause is None:
+        return failures.one_line(exc)
+    return failures.one_line(failures.describe(cause, named) or str(exc))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,25 +106,49 @@ def tasks(ctx: click.Context, run: str, fmt: str) -> None:
 @click.argument("statement")
 @dataflow_option
 @format_option
+@click.option("--timeout", type=click.FloatRange(0), metavar="SECONDS", envvar=TIMEOUT_ENV,
+              help=f"Stop the statement after SECONDS (default: ${TIMEOUT_ENV} or "
+                   f"{DEFAULT_TIMEOUT_S:g}; 0: no limit).")
+@click.option("--max-rows", type=click.IntRange(0), default=DEFAULT_MAX_ROWS, show_default=True,
+              metavar="N", help="Refuse a result of more than N rows (0: no limit).")
+@click.option("--read-url", metavar="URL", envvar="DLPROV_READ_URL",
+              help="Run it through this URL of the same database instead, e.g. as a "
+                   "PostgreSQL role that may only read (see docs/security.md).")
 @click.pass_context
-def sql(ctx: click.Context, statement: str, df_tag: str | None, fmt: str) -> None:
-    """Run a read-only SQL STATEMENT; the dataflow's set names (itrain, otrain, ...) resolve to
-    its tables. Use '-' to read the statement from standard input."""
+def sql(ctx: click.Context, statement: str, df_tag: str | None, fmt: str,
+        timeout: float | None, max_rows: int, read_url: str | None) -> None:
+    """Run a read-only SQL STATEMENT (one query); the dataflow's set names (itrain, otrain, ...)
+    resolve to its tables. Use '-' to read the statement from standard input."""
     from dlprov.query.sql import sql as run_sql
     if statement == "-":
         statement = sys.stdin.read()
-    result = run_sql(statement, store=_store(ctx), dataflow=df_tag)
+    result = run_sql(statement, store=ctx.obj, dataflow=df_tag, read_url=read_url,
+                     timeout=timeout, max_rows=max_rows)
     click.echo(render(result.columns, result.rows, fmt))
 
 
 @cli.command()
 @dataflow_option
 @click.option("--all", "all_dataflows", is_flag=True, help="Describe every dataflow.")
+@click.option("--attributes", "list_attributes", is_flag=True,
+              help="List the attributes instead: set, column, type and the name each was made "
+                   "for (label), e.g. a framework's metric val/loss.")
+@format_option
 @click.pass_context
-def schema(ctx: click.Context, df_tag: str | None, all_dataflows: bool) -> None:
-    """Show dataflow specs: transformations, their input and output sets, and set tables."""
-    from dlprov.query.schema import describe
-    click.echo(describe(_store(ctx), None if all_dataflows else df_tag, all_dataflows))
+def schema(ctx: click.Context, df_tag: str | None, all_dataflows: bool, list_attributes: bool,
+           fmt: str) -> None:
+    """Show dataflow specs: transformations, their input and output sets, and set tables
+    (a column made for another name shows it: ``val_loss_2 numeric ← 'val-loss'``)."""
+    from dlprov.query.schema import attributes, describe
+    df_tag = None if all_dataflows else df_tag
+    if list_attributes:
+        rows = attributes(_store(ctx), df_tag, all_dataflows)
+        click.echo(render_records(rows, ["dataflow", "set", "attribute", "type", "allow_nan",
+                                         "label"], fmt))
+    elif ctx.get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--format is for --attributes")
+    else:
+        click.echo(describe(_store(ctx), df_tag, all_dataflows))
 
 
 @cli.command()
@@ -132,14 +187,32 @@ def demo(ctx: click.Context, candidates: int, epochs: int, output_dir: str,
 @click.pass_context
 def replay(ctx: click.Context, spooled: str | None, store_url: str | None) -> None:
     """Write the records that processes which died while their store was down left spooled
-    (default: this store's spool folder); each batch exactly once. Live processes' files stay."""
+    (default: this store's spool folders, beside it and in the user's cache); each batch
+    exactly once. What the store refuses is set aside, each record with its reason, in a
+    .rejected.jsonl file: replay that file by name once the cause is fixed. Live processes'
+    files stay."""
     from dlprov.recorder.replay import replay as replay_spool
     report = replay_spool(Store(store_url or ctx.obj), spooled)
-    click.echo(f"replayed {len(report.replayed)} spool files ({report.written} records written, "
-               f"{report.rejected} set aside); {len(report.live)} of live processes skipped")
-    for path in report.failed:
-        click.echo(f"error: store did not answer; kept {path}", err=True)
-    if report.failed:
+    all_refused = [f for f in report.files if f.refused and not f.written and not f.outage]
+    if report.files and len(all_refused) == len(report.files):
+        click.echo(f"nothing written: the store refused all {report.rejected} records again",
+                   err=True)
+    else:
+        click.echo(f"replayed {len(report.replayed)} spool files ({report.written} records "
+                   f"written, {report.rejected} set aside); {len(report.live)} of live "
+                   f"processes skipped")
+    for done in report.files:
+        if done.refused:
+            click.echo(f"set aside {done.refused} records of {done.path} that the store "
+                       f"refused ({'; '.join(done.reasons[:3])}): kept, each with its reason, "
+                       f"in {done.rejected_to}", err=True)
+        if done.outage is not None:
+            click.echo(f"error: store did not answer ({done.outage}); kept {done.path} "
+                       f"({done.left} records)", err=True)
+    for path in report.waiting:
+        click.echo(f"note: {path} holds records the store refused before; replay it by name "
+                   f"once the cause is fixed", err=True)
+    if report.failed or report.rejected:
         ctx.exit(1)
 
 
@@ -165,6 +238,7 @@ cli.add_command(neo4j)
 cli.add_command(package_command)
 cli.add_command(verify_command)
 cli.add_command(inspect_command)
+cli.add_command(keygen_command)
 
 
 def main() -> None:

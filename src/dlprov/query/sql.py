@@ -6,37 +6,15 @@ as temporary views named after the sets: the paper's Listing 4 runs as printed.
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection
 
-from dlprov.errors import DlprovError, ReadOnlyViolation
 from dlprov.query.catalogue import choose_dataflow
+from dlprov.query.guard import ReadLimits, run_read_only
 from dlprov.store import schema as s
 from dlprov.store.store import Store, as_store
-
-_WRITE_SIGNS = ("readonly database", "read-only transaction", "not authorized",
-                "cannot modify")
-# What a read may do in SQLite; anything else (writes, DDL, ATTACH, PRAGMA) is denied at prepare.
-_SQLITE_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ,
-                                  sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE,
-                                  sqlite3.SQLITE_TRANSACTION})
-
-_SQLITE_READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "table_list", "index_list",
-                                  "index_info", "database_list", "foreign_key_list"})
-
-
-def _allow_reads_only(action: int, name: str | None, value: str | None, *_: Any) -> int:
-    if action in _SQLITE_READ_ACTIONS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA and (
-            name in _SQLITE_READ_PRAGMAS
-            or (name == "query_only" and str(value).lower() in ("on", "1", "true"))):
-        return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
 
 
 @dataclass
@@ -51,15 +29,22 @@ class QueryResult:
 
 
 def sql(statement: str, *, store: Store | str | None = None, dataflow: str | None = None,
-        params: dict[str, Any] | None = None) -> QueryResult:
+        params: dict[str, Any] | None = None, read_url: str | None = None,
+        timeout: float | None = None, max_rows: int | None = None) -> QueryResult:
     """Run one read-only SQL statement; the set names of ``dataflow`` (default: the only or most
-    recent one) resolve to its tables. A statement that would write raises ReadOnlyViolation."""
-    store = as_store(store)
-    chosen: list[str] = []
+    recent one) resolve to its tables.
+
+    Only a query is run (see :mod:`dlprov.query.guard`): anything that would write, or reach
+    outside the store, raises ReadOnlyViolation. ``timeout`` (seconds; default
+    ``$DLPROV_SQL_TIMEOUT`` or 30, 0 for none) and ``max_rows`` (default 100,000; 0 for none)
+    bound it: past them, QueryLimitExceeded. ``read_url`` runs it through another URL of the
+    same database instead of ``store``, e.g. as a PostgreSQL role that may only read.
+    """
+    store = as_store(read_url if read_url is not None else store)
+    limits = ReadLimits.resolve(timeout, max_rows)
 
     def expose_dataflow(conn: Connection) -> None:
         spec = choose_dataflow(conn, dataflow)
-        chosen.append(spec.tag)
         preparer = conn.dialect.identifier_preparer
         if store.backend == "postgresql":
             # The dataflow's schema first, then wherever the core tables already resolve.
@@ -72,20 +57,10 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
             conn.exec_driver_sql(
                 f"CREATE TEMP VIEW {preparer.quote(set_tag)} AS "
                 f"SELECT * FROM main.{preparer.quote(name)}")
-        conn.connection.dbapi_connection.set_authorizer(_allow_reads_only)
 
-    try:
-        with store.read(prepare=expose_dataflow) as conn:
-            result = conn.execute(text(statement), params or {})
-            if not result.returns_rows:
-                raise ReadOnlyViolation("the statement returns no rows; dlprov sql only reads")
-            return QueryResult(list(result.keys()), [tuple(row) for row in result])
-    except DBAPIError as exc:
-        message = str(exc.orig)
-        if any(sign in message.lower() for sign in _WRITE_SIGNS):
-            raise ReadOnlyViolation(
-                f"dlprov sql is read-only; the statement would write ({message})") from None
-        raise DlprovError(f"SQL error: {message}") from None
+    with store.read(prepare=expose_dataflow) as conn:
+        columns, rows = run_read_only(conn, statement, params, limits)
+    return QueryResult(columns, rows)
 
 
 def set_tables(store: Store | str | None = None,
