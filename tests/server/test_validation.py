@@ -15,7 +15,8 @@ DATAFLOW = {"tag": "tiny", "transformations": [{"tag": "train", "sets": [
 @pytest.fixture
 def client(store_path, monkeypatch):
     monkeypatch.setenv("DLPROV_CAPTURE_ENVIRONMENT", "0")
-    with TestClient(create_app(str(store_path)), raise_server_exceptions=False) as found:
+    with TestClient(create_app(str(store_path)), base_url="http://localhost",
+                    raise_server_exceptions=False) as found:
         assert found.post("/pde/dataflow/json", json=DATAFLOW).status_code == 200
         yield found
 
@@ -64,7 +65,8 @@ def test_hostile_payload_is_refused_and_stores_nothing(client, sql, path, body):
 
 
 def test_not_json_and_unknown_reads(client):
-    assert client.post("/v1/batch", content=b"\xff{").status_code == 400
+    assert client.post("/v1/batch", content=b"\xff{",
+                       headers={"content-type": "application/json"}).status_code == 400
     assert client.post("/pde/task/json", json=_task()).status_code == 200
     assert client.get("/v1/runs/nope/tasks").status_code == 404
     assert client.get("/v1/dataflows/nope/spec").status_code == 404
@@ -83,10 +85,12 @@ def test_a_good_task_after_bad_ones_is_stored(client, sql):
 
 
 def test_token_is_required_when_given(store_path):
-    with TestClient(create_app(str(store_path), token="s3cret")) as client:
-        assert client.get("/health").status_code == 401
-        assert client.get("/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/health",
+    with TestClient(create_app(str(store_path), token="s3cret"),
+                    base_url="http://localhost") as client:
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/openapi.json",
+                          headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/openapi.json",
                           headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 

@@ -1,13 +1,16 @@
-"""The FastAPI application of ``dlprov serve`` (OpenAPI at ``/openapi.json``)."""
+"""The FastAPI application of ``dlprov serve`` (OpenAPI at ``/openapi.json``).
+
+Every request passes :class:`dlprov.server.guards.RequestGuard` first (Host, Origin, token,
+JSON-only writes, bounded bodies): see ``docs/server.md``, "Security".
+"""
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Iterable
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,7 +18,14 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from dlprov.errors import DlprovError, NotFound, StoreUnavailable
 from dlprov.server.dfanalyzer import DataflowIn, DfAnalyzer, TaskIn
-from dlprov.server.remote import BatchWriter, decode_batches, set_rows
+from dlprov.server.guards import Limits, Policy, RequestGuard
+from dlprov.server.remote import (
+    BatchWriter,
+    ParametersRejected,
+    decode_batches,
+    question_params,
+    set_rows,
+)
 from dlprov.store.store import Store, as_store
 
 log = logging.getLogger("dlprov.server")
@@ -24,7 +34,6 @@ log = logging.getLogger("dlprov.server")
 class AppliedIn(BaseModel):
     ids: list[Annotated[str, StringConstraints(max_length=100)]] = Field(max_length=100_000)
 
-MAX_BODY_BYTES = 64 << 20
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -43,9 +52,19 @@ def _answer(value: Any) -> JSONResponse:
     return JSONResponse(_plain(jsonable_encoder(value)))
 
 
-def create_app(store: Store | str | None = None, token: str | None = None) -> FastAPI:
-    """The server's app over ``store``; with ``token``, every request must carry
-    ``Authorization: Bearer <token>``."""
+def create_app(store: Store | str | None = None, token: str | None = None, *,
+               bind: str = "127.0.0.1", port: int | None = None,
+               allowed_hosts: Iterable[str] = (), allow_origins: Iterable[str] = (),
+               limits: Limits | None = None) -> FastAPI:
+    """The server's app over ``store``.
+
+    With ``token``, every request but ``GET /health`` must carry ``Authorization: Bearer
+    <token>``. Requests must name the server in ``Host``: localhost, 127.0.0.1, [::1] or
+    ``bind``, on ``port`` (any port when None), or one of ``allowed_hosts`` (``NAME`` or
+    ``NAME:PORT``); a browser's ``Origin`` must be one of those or of ``allow_origins``.
+    ``limits`` bound request bodies (see :class:`dlprov.server.guards.Limits`)."""
+    policy = Policy(bind=bind, port=port, token=token, allowed_hosts=tuple(allowed_hosts),
+                    allow_origins=tuple(allow_origins), limits=limits or Limits())
     store = as_store(store)
     if store.remote:
         raise StoreUnavailable(f"a server cannot serve another server ({store.url}): give it "
@@ -57,31 +76,20 @@ def create_app(store: Store | str | None = None, token: str | None = None) -> Fa
         yield
         protocol.close()
 
-    def authorize(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is needed",
-                                headers={"WWW-Authenticate": "Bearer"})
-
     app = FastAPI(title="dlprov", summary="Provenance of deep-learning workflows",
-                  lifespan=lifespan, dependencies=[Depends(authorize)])
-    app.state.store, app.state.dfanalyzer = store, protocol
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"a request body is at most {MAX_BODY_BYTES} bytes"},
-                                status_code=413)
-        return await call_next(request)
+                  lifespan=lifespan)
+    app.state.store, app.state.dfanalyzer, app.state.policy = store, protocol, policy
+    app.add_middleware(RequestGuard, policy=policy)
 
     @app.exception_handler(DlprovError)
     async def dlprov_error(_request: Request, exc: DlprovError) -> JSONResponse:
         status = 404 if isinstance(exc, NotFound) else 503 \
             if isinstance(exc, StoreUnavailable) else 400
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+
+    @app.exception_handler(ParametersRejected)
+    async def bad_parameters(_request: Request, exc: ParametersRejected) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -100,8 +108,11 @@ def create_app(store: Store | str | None = None, token: str | None = None) -> Fa
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=409)
 
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "store": store.safe_url}
+    def health(request: Request) -> dict:
+        # open to all, as a liveness probe; where the store is, only to holders of the token
+        if policy.authorized(request.headers.get("authorization")):
+            return {"status": "ok", "store": store.safe_url}
+        return {"status": "ok"}
 
     # -- the original DfAnalyzer protocol ------------------------------------------------------
     @app.post("/pde/dataflow/json")
@@ -156,15 +167,8 @@ def create_app(store: Store | str | None = None, token: str | None = None) -> Fa
     @app.get("/v1/query/{question}")
     def query(question: str, request: Request) -> JSONResponse:
         from dlprov.query.questions import ask
-        params = dict(request.query_params)
-        dataflow = params.pop("dataflow", None)
-        for name in ("learning_rate", "batch_size"):
-            if name in params:
-                try:
-                    params[name] = float(params[name])
-                except ValueError:
-                    raise HTTPException(400, f"{name} must be a number") from None
-        result = ask(question, store=store, dataflow=dataflow, **params)
+        result = ask(question, store=store,
+                     **question_params(question, request.query_params.multi_items()))
         return _answer({"question": question.lower(), "columns": result.columns,
                         "rows": result.records()})
 
@@ -179,12 +183,20 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 def serve(store: Store | str | None = None, host: str = "127.0.0.1", port: int = 22000,
-          token: str | None = None) -> None:
-    """Run the server until interrupted (``dlprov serve``)."""
+          token: str | None = None, *, allowed_hosts: Iterable[str] = (),
+          allow_origins: Iterable[str] = ()) -> None:
+    """Run the server until interrupted (``dlprov serve``); see :func:`create_app`."""
     import os
 
     import uvicorn
+
+    from dlprov.server.listener import config
     check_bind(host, token)
     # The environment of a remote execution is the client's (its hardware JSON), not ours.
     os.environ.setdefault("DLPROV_CAPTURE_ENVIRONMENT", "0")
-    uvicorn.run(create_app(store, token), host=host, port=port, log_level="info")
+    try:
+        app = create_app(store, token, bind=host, port=port, allowed_hosts=allowed_hosts,
+                         allow_origins=allow_origins)
+    except ValueError as exc:  # a malformed --allowed-host or --allow-origin
+        raise DlprovError(str(exc)) from None
+    uvicorn.Server(config(app, host, port, log_level="info")).run()

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from dlprov.store.store import Store
 
@@ -20,15 +20,21 @@ def free_port() -> int:
 
 @contextmanager
 def serve_in_thread(store: Store | str | None = None, *, token: str | None = None,
-                    startup_timeout: float = 20.0) -> Iterator[str]:
-    """Serve ``store`` on 127.0.0.1 while the block runs; yields the base URL."""
+                    startup_timeout: float = 20.0, header_timeout_s: float | None = None,
+                    **options: Any) -> Iterator[str]:
+    """Serve ``store`` on 127.0.0.1 while the block runs; yields the base URL. ``options`` go
+    to :func:`dlprov.server.app.create_app` (``allowed_hosts``, ``limits``, ...);
+    ``header_timeout_s`` replaces :data:`dlprov.server.listener.HEADER_TIMEOUT_S`."""
     import uvicorn
 
+    from dlprov.server import listener
     from dlprov.server.app import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store, token), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="on"))
+    app = create_app(store, token, bind="127.0.0.1", port=port, **options)
+    server = uvicorn.Server(listener.config(
+        app, "127.0.0.1", port, log_level="warning", lifespan="on",
+        header_timeout_s=header_timeout_s or listener.HEADER_TIMEOUT_S))
     thread = threading.Thread(target=server.run, name="dlprov-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout
