@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, MetaData, Table, or_, select
 from sqlalchemy.types import NullType
 
+from dlprov.errors import DlprovError
 from dlprov.model.names import task_column
 from dlprov.query.building import Context
 from dlprov.query.lineage import trace_tasks
@@ -122,3 +124,87 @@ def _plain(value: Any) -> Any:
 def model_ids(conn: Connection) -> Iterable[tuple[str, str | None]]:
     """(model_id, sha256) of the trained models an extract holds."""
     return conn.execute(select(s.trained_model.c.model_id, s.trained_model.c.sha256)).all()
+
+
+# -- reading an extract that came from elsewhere ---------------------------------------------
+class ExtractRefused(DlprovError, ValueError):
+    """An extract holds what dlprov never writes (a view, a trigger, a virtual table), or a
+    query on it ran out of time."""
+
+
+def open_untrusted(path: str | os.PathLike, seconds: float) -> sqlite3.Connection:
+    """A read-only connection to the extract at ``path`` whose statements are interrupted after
+    ``seconds`` (see :func:`time_limit`), once :func:`refuse_foreign_objects` found nothing."""
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA trusted_schema = OFF")
+        time_limit(conn, seconds)
+        refuse_foreign_objects(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def refuse_foreign_objects(conn: sqlite3.Connection) -> None:
+    """Raise :class:`ExtractRefused` if the database holds a view, a trigger or a virtual table:
+    dlprov's extracts hold none, and a view (one named like a table, say) runs whatever query it
+    was given as soon as a reader selects from it. Reading the schema runs nothing."""
+    try:
+        found = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN "
+                             "('view', 'trigger') OR (type = 'table' AND "
+                             "upper(sql) LIKE 'CREATE VIRTUAL TABLE%') LIMIT 5").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ExtractRefused(f"the extract is not a readable SQLite database: {exc}") from None
+    if found:
+        named = ", ".join(f"{kind} {name!r}" for kind, name in found)
+        raise ExtractRefused(f"the extract holds {named}, which dlprov never writes: refused "
+                             f"(its queries would run whatever the package's author wrote)")
+
+
+def time_limit(dbapi_connection: sqlite3.Connection, seconds: float) -> None:
+    """Interrupt any statement on the connection that runs past ``seconds`` from now (SQLite's
+    progress handler; the statement fails with "interrupted")."""
+    deadline = time.monotonic() + seconds
+    dbapi_connection.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+
+
+def compare_extracts(packaged: sqlite3.Connection, fresh: sqlite3.Connection,
+                     ) -> tuple[list[str], int]:
+    """How the package's extract differs from one made now from the store: a line per table
+    whose records the store lacks or holds otherwise (the first one shown), and how many records
+    the store holds beyond the package's (recorded later: a test of the model, say)."""
+    problems: list[str] = []
+    extra = 0
+    present = _columns(fresh)
+    for table, columns in _columns(packaged).items():
+        if table not in present:
+            problems.append(f"table {table} is not in the store's trace")
+            continue
+        lacking = [c for c in columns if c not in present[table]]
+        if lacking:
+            problems.append(f"table {table}: the store has no column {lacking[0]}")
+            continue
+        select_all = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {_quote(table)}"
+        ours = set(packaged.execute(select_all).fetchall())
+        theirs = set(fresh.execute(select_all).fetchall())
+        missing = ours - theirs
+        if missing:
+            first = dict(zip(columns, sorted(missing, key=repr)[0]))
+            problems.append(f"table {table}: {len(missing)} of the package's {len(ours)} "
+                            f"records are not the store's (first: {first})")
+        extra += len(theirs - ours)
+    return problems, extra
+
+
+def _columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [name for name, in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    return {table: [row[1] for row in conn.execute(f"PRAGMA table_info({_quote(table)})")]
+            for table in tables}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

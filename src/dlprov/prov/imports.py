@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from dlprov.prov.reading import (
@@ -26,10 +26,15 @@ from dlprov.prov.reading import (
     FORMATS,
     MAX_BYTES,
     MAX_VALUE_CHARS,
+    Batch,
+    Flattened,
     ProvImportError,
+    batch_rows,
     choose_format,
-    flatten,
-    parse,
+    key_ranks,
+    merge_node,
+    read_batches,
+    record_rank,
 )
 from dlprov.query.external import linked_records
 from dlprov.store import external as x
@@ -111,25 +116,94 @@ def import_document(path_or_bytes: str | os.PathLike | bytes, *,
     said: list[str] = []
     created = False
     if stored is None:
-        document, said = parse(data, fmt, max_bytes=max_bytes, strict=strict)
-        rows = flatten(document, record_keys=record_keys,
-                       record_id_from_name=record_id_from_name,
-                       max_value_chars=max_value_chars)
         header = {"source": source, "format": fmt, "sha256": digest, "size_bytes": len(data),
-                  "imported_at": datetime.now(), "node_count": len(rows.nodes),
-                  "relation_count": len(rows.relations), "bundle_count": rows.bundles,
-                  "namespaces": rows.namespaces}
+                  "imported_at": datetime.now(), "node_count": 0, "relation_count": 0,
+                  "bundle_count": 0, "namespaces": None}
         try:
             with engine.begin() as conn:  # one transaction: all of it or nothing
                 if x.find_document(conn, digest) is None:
-                    x.insert_document(conn, header, rows.nodes, rows.relations)
+                    writer = _Writer(conn, header, record_keys)
+                    for batch in read_batches(data, fmt, max_bytes=max_bytes, strict=strict,
+                                              warned=said):
+                        writer.add(batch, batch_rows(batch, record_keys=record_keys,
+                                                     record_id_from_name=record_id_from_name,
+                                                     max_value_chars=max_value_chars))
+                    writer.finish()
                     created = True
         except IntegrityError:  # the same bytes, imported at this moment by another process
             created = False
         with store.read() as conn:
             stored = x.find_document(conn, digest)
-    assert stored is not None
+        if stored is None:
+            raise ProvImportError("the document could not be stored (a conflicting row); "
+                                  "nothing was stored")
     return _report(store, stored, created, said)
+
+
+class _Writer:
+    """Stores a document batch by batch in the caller's transaction, so that only one batch of
+    rows is in memory at a time: a node declared again in a later batch (in a bundle, say) is
+    merged into its stored row as :func:`~dlprov.prov.reading.merge_node` says."""
+
+    def __init__(self, conn: Connection, header: dict, record_keys: Sequence[str]) -> None:
+        self.conn = conn
+        self.keys = key_ranks(record_keys)
+        self.doc_id = conn.execute(x.prov_document.insert().values(**header)
+                                   ).inserted_primary_key[0]
+        self.nodes = self.relations = 0
+        self.bundles: set[str] = set()
+        self.namespaces: dict[str, str] = {}
+
+    def add(self, batch: Batch, rows: Flattened) -> None:
+        if batch.bundle is not None:
+            self.bundles.add(batch.bundle)
+        for prefix, uri in rows.namespaces.items():
+            self.namespaces.setdefault(prefix, uri)
+        fresh = [{k: v for k, v in node.items() if k != "_rank"}
+                 for node in self._merge(rows.nodes)]
+        x.insert_rows(self.conn, x.prov_node, self.doc_id, fresh)
+        x.insert_rows(self.conn, x.prov_relation, self.doc_id, rows.relations)
+        self.nodes += len(fresh)
+        self.relations += len(rows.relations)
+
+    def _merge(self, nodes: list[dict]) -> list[dict]:
+        """The nodes not stored yet; those stored already get the new declaration merged in."""
+        n = x.prov_node
+        uris = sorted({node["identifier"] for node in nodes})
+        stored: dict[tuple[str, str], dict] = {}
+        for start in range(0, len(uris), 1000):
+            for row in self.conn.execute(
+                    select(n.c.id, n.c.identifier, n.c.kind, n.c.label, n.c.attributes,
+                           n.c.record_key, n.c.record_id)
+                    .where(n.c.doc_id == self.doc_id,
+                           n.c.identifier.in_(uris[start:start + 1000]))):
+                stored[(row.identifier, row.kind)] = dict(row._mapping)
+        fresh = []
+        for node in nodes:
+            other = {"entity": "activity", "activity": "entity"}.get(node["kind"])
+            if other and (node["identifier"], other) in stored:
+                raise ProvImportError(f"{node['name']} is declared both an entity and an "
+                                      "activity, which PROV forbids")
+            before = stored.get((node["identifier"], node["kind"]))
+            if before is None:
+                fresh.append(node)
+                continue
+            before["_rank"] = record_rank(before["record_key"], self.keys)
+            merged = merge_node(before, node)
+            self.conn.execute(n.update().where(n.c.id == before["id"]).values(
+                label=merged["label"], attributes=merged["attributes"],
+                record_key=merged["record_key"], record_id=merged["record_id"]))
+        return fresh
+
+    def finish(self) -> None:
+        """Refuse a document without records; store the counts."""
+        if not self.nodes and not self.relations:
+            raise ProvImportError("the document holds no PROV records (no entity, activity, "
+                                  "agent or relation): is it PROV?")
+        d = x.prov_document
+        self.conn.execute(d.update().where(d.c.id == self.doc_id).values(
+            node_count=self.nodes, relation_count=self.relations,
+            bundle_count=len(self.bundles), namespaces=self.namespaces))
 
 
 def _read(path_or_bytes: str | os.PathLike | bytes, max_bytes: int) -> tuple[bytes, str, str]:

@@ -4,7 +4,8 @@ The bytes are checked before the ``prov`` library sees them (size; XML with a DO
 carrier of entity-expansion and external-entity attacks, is refused: PROV-XML and RDF/XML never
 need one), parsed by ``prov`` (every format it reads: PROV-JSON, PROV-XML, PROV-N, PROV-JSONLD,
 RDF as Turtle, TriG or RDF/XML), and turned into plain rows: one per element (node) and one per
-relation, bundles flattened. Whatever does not make a PROV document raises
+relation, bundles flattened. Records come in batches (:func:`read_batches`), PROV-JSON decoded a
+slice at a time (:mod:`dlprov.prov.provjson`), so that memory stays bounded. Whatever does not make a PROV document raises
 :class:`ProvImportError`; relations naming undeclared nodes are PROV and are kept.
 """
 from __future__ import annotations
@@ -13,9 +14,10 @@ import datetime
 import io
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from lxml import etree
 from prov import serializers
@@ -23,7 +25,6 @@ from prov.constants import PROV_LABEL, PROV_N_MAP
 from prov.identifier import Identifier, QualifiedName
 from prov.model import (
     Literal,
-    ProvBundle,
     ProvDocument,
     ProvElement,
     ProvRecord,
@@ -52,6 +53,8 @@ MAX_BYTES = 64 * 1024 * 1024
 MAX_VALUE_CHARS = 1024 * 1024
 #: Attributes whose local name (any case) gives the record a node describes, first found wins.
 DEFAULT_RECORD_KEYS = ("record_id", "recordId", "id_record", "sha256", "digest")
+#: Records handed out at a time by :func:`read_batches`.
+BATCH = 5000
 
 _KINDS = {"entity", "activity", "agent"}
 _SECURE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
@@ -64,7 +67,6 @@ class Flattened:
 
     nodes: list[dict[str, Any]] = field(default_factory=list)
     relations: list[dict[str, Any]] = field(default_factory=list)
-    bundles: int = 0
     namespaces: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,6 +101,15 @@ def parse(data: bytes, fmt: str, *, max_bytes: int = MAX_BYTES,
     """The document ``data`` holds in format ``fmt``, and the warnings ``prov`` gave. With
     ``strict``, input that ``prov`` reads only with a warning that a later version rejects is
     refused."""
+    _check_bytes(data, fmt, max_bytes)
+    reader, options = FORMATS[fmt]
+    said: list[str] = []
+    with _reading(fmt, said, strict):
+        document = serializers.get(reader)().deserialize(io.BytesIO(data), **options)
+    return document, said
+
+
+def _check_bytes(data: bytes, fmt: str, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise ProvImportError(f"the document has {len(data):,} bytes, over the limit of "
                               f"{max_bytes:,}: raise max_bytes if it is genuine")
@@ -106,23 +117,6 @@ def parse(data: bytes, fmt: str, *, max_bytes: int = MAX_BYTES,
         raise ProvImportError("the document is empty")
     if fmt in ("xml", "rdfxml"):
         _refuse_dtd(data)
-    reader, options = FORMATS[fmt]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            document = serializers.get(reader)().deserialize(io.BytesIO(data), **options)
-        except RecursionError:
-            raise ProvImportError(f"the {fmt} document is nested too deeply to read") from None
-        except Exception as exc:  # prov, rdflib, lxml and json raise many kinds
-            raise ProvImportError(f"not a valid {fmt} PROV document: "
-                                  f"{type(exc).__name__}: {_short(exc)}") from None
-    said = [str(w.message) for w in caught if issubclass(w.category, ProvWarning)]
-    if strict:
-        rejected = [m for m in said if "will reject" in m]
-        if rejected:
-            raise ProvImportError(f"malformed {fmt} PROV document: {_short(rejected[0])} "
-                                  f"({len(rejected)} such problem(s))")
-    return document, said
 
 
 def _refuse_dtd(data: bytes) -> None:
@@ -136,32 +130,115 @@ def _refuse_dtd(data: bytes) -> None:
                               "never need and entity-expansion attacks rely on: refused")
 
 
-def flatten(document: ProvDocument, *, record_keys: Sequence[str] = DEFAULT_RECORD_KEYS,
-            record_id_from_name: bool = False,
-            max_value_chars: int = MAX_VALUE_CHARS) -> Flattened:
-    """The document's nodes and relations as rows. A node declared more than once (in the
-    document and a bundle, say) is one row with the attributes of all its declarations."""
-    out = Flattened(namespaces={ns.prefix: ns.uri for ns in document.namespaces})
-    keys = {k.lower(): i for i, k in reversed(list(enumerate(record_keys)))}
+@dataclass
+class Batch:
+    """Some of a document's records: those of one bundle (None: the document's own), in the
+    order ``prov`` reads them, with the namespaces the bundle had registered once they were
+    read."""
+
+    bundle: str | None
+    records: list[ProvRecord]
+    namespaces: dict[str, str]
+
+
+def read_batches(data: bytes, fmt: str, *, max_bytes: int = MAX_BYTES, strict: bool = True,
+                 warned: list[str] | None = None, size: int = BATCH) -> Iterator[Batch]:
+    """The records of the document ``data`` holds in format ``fmt``, ``size`` at a time, as
+    :func:`parse` reads them (the same checks and errors; ``prov``'s warnings appended to
+    ``warned``). PROV-JSON is read batch by batch: ``prov`` builds the objects of only
+    ``size`` records at a time, so a document of millions of records never exists as ``prov``
+    objects all at once. Other formats are parsed whole, then handed out in batches."""
+    warned = [] if warned is None else warned
+    _check_bytes(data, fmt, max_bytes)
+    if fmt != "json":
+        document, said = parse(data, fmt, max_bytes=max_bytes, strict=strict)
+        warned += said
+        for name, bundle in [(None, document),
+                             *((_name(b.identifier), b) for b in document.bundles)]:
+            namespaces = {ns.prefix: ns.uri for ns in bundle.namespaces}
+            records = bundle.records
+            for start in range(0, max(len(records), 1), size):  # an empty bundle counts
+                yield Batch(name, records[start:start + size], namespaces)
+        return
+    from dlprov.prov.provjson import json_batches
+    yield from json_batches(data, size, lambda: _reading("json", warned, strict))
+
+
+@contextmanager
+def _reading(fmt: str, warned: list[str], strict: bool) -> Iterator[None]:
+    """What ``prov`` raises while reading becomes :class:`ProvImportError`; its warnings go to
+    ``warned``, and with ``strict`` those saying a later ``prov`` rejects the input raise."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except RecursionError:
+            raise ProvImportError(f"the {fmt} document is nested too deeply to read") from None
+        except ProvImportError:
+            raise
+        except Exception as exc:  # prov, rdflib, lxml and json raise many kinds
+            raise ProvImportError(f"not a valid {fmt} PROV document: "
+                                  f"{type(exc).__name__}: {_short(exc)}") from None
+    said = [str(w.message) for w in caught if issubclass(w.category, ProvWarning)]
+    warned += said
+    if strict:
+        rejected = [m for m in said if "will reject" in m]
+        if rejected:
+            raise ProvImportError(f"malformed {fmt} PROV document: {_short(rejected[0])} "
+                                  f"({len(rejected)} such problem(s))")
+
+
+def batch_rows(batch: Batch, *, record_keys: Sequence[str] = DEFAULT_RECORD_KEYS,
+               record_id_from_name: bool = False,
+               max_value_chars: int = MAX_VALUE_CHARS) -> Flattened:
+    """The batch's nodes and relations as rows. A node declared more than once in the batch is
+    one row with the attributes of all its declarations; each node row also carries
+    ``_rank``, the rank of the key its record id came from (see :func:`record_rank`), so that
+    declarations in later batches can be merged into it by :func:`merge_node`."""
+    out = Flattened(namespaces=dict(batch.namespaces))
+    keys = key_ranks(record_keys)
     nodes: dict[tuple[str, str], dict[str, Any]] = {}
-    bundles: list[tuple[str | None, ProvBundle]] = [(None, document)]
-    bundles += [(_name(b.identifier), b) for b in document.bundles]
-    out.bundles = len(bundles) - 1
-    for bundle_name, bundle in bundles:
-        for ns in bundle.namespaces:
-            out.namespaces.setdefault(ns.prefix, ns.uri)
-        for record in bundle.records:
-            if isinstance(record, ProvElement):
-                _add_node(nodes, record, bundle_name, max_value_chars)
-            else:
-                out.relations.append(_relation(record, bundle_name, max_value_chars))
+    for record in batch.records:
+        if isinstance(record, ProvElement):
+            _add_node(nodes, record, batch.bundle, max_value_chars)
+        else:
+            out.relations.append(_relation(record, batch.bundle, max_value_chars))
     for node in nodes.values():
         _choose_record_id(node, keys, record_id_from_name)
+        node["_rank"] = record_rank(node["record_key"], keys)
     out.nodes = list(nodes.values())
-    if not out.nodes and not out.relations:
-        raise ProvImportError("the document holds no PROV records (no entity, activity, agent "
-                              "or relation): is it PROV?")
     return out
+
+
+def key_ranks(record_keys: Sequence[str]) -> dict[str, int]:
+    """Each record key (lower case) and its rank: the first given is 0."""
+    return {k.lower(): i for i, k in reversed(list(enumerate(record_keys)))}
+
+
+def record_rank(record_key: str | None, keys: dict[str, int]) -> int | None:
+    """How strongly a node's record id was chosen: the rank of its key among the record keys,
+    after all of them for one taken from the entity's name, None for none."""
+    if record_key is None:
+        return None
+    return len(keys) if record_key == "(name)" else keys.get(record_key.lower(), len(keys))
+
+
+def merge_node(stored: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` (a node row, with ``_rank``) with a later declaration ``node`` of the same
+    node merged in, as if both had been read in one batch: attributes added, the first label
+    kept, and the record id of the higher ranked key (the earlier one on a tie)."""
+    merged = dict(stored)
+    attributes = dict(stored["attributes"] or {})
+    for name, value in (node["attributes"] or {}).items():
+        for one in value if isinstance(value, list) and name in attributes else [value]:
+            _add_attribute(attributes, name, one)
+    merged["attributes"] = attributes or None
+    if merged["label"] is None:
+        merged["label"] = node["label"]
+    if node["_rank"] is not None and (stored["_rank"] is None or node["_rank"] < stored["_rank"]):
+        merged["record_key"], merged["record_id"] = node["record_key"], node["record_id"]
+        merged["_rank"] = node["_rank"]
+    return merged
 
 
 def _add_node(nodes: dict, record: ProvElement, bundle: str | None, limit: int) -> None:

@@ -133,9 +133,16 @@ def insert_document(conn: Connection, document: dict[str, Any],
     """Insert a document and its nodes and relations in the caller's transaction; its id."""
     doc_id = conn.execute(prov_document.insert().values(**document)).inserted_primary_key[0]
     for table, rows in ((prov_node, nodes), (prov_relation, relations)):
-        for chunk in _chunks(rows, 5000):
-            conn.execute(table.insert(), [dict(row, doc_id=doc_id) for row in chunk])
+        insert_rows(conn, table, doc_id, rows)
     return doc_id
+
+
+def insert_rows(conn: Connection, table: Table, doc_id: int,
+                rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows of ``prov_node`` or ``prov_relation`` of document ``doc_id``, in the
+    caller's transaction."""
+    for chunk in _chunks(rows, 5000):
+        conn.execute(table.insert(), [dict(row, doc_id=doc_id) for row in chunk])
 
 
 def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
