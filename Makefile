@@ -36,6 +36,8 @@ bench: $(STAMP) bench-peers
 	$(BIN)/python benchmarks/queries.py --json $(BENCH_OUT)/queries.json \
 		--plot $(PLOTS)/queries.png > $(BENCH_OUT)/queries.txt
 	$(BIN)/python benchmarks/export.py --json $(BENCH_OUT)/export.json > $(BENCH_OUT)/export.txt
+	$(BIN)/python benchmarks/faults.py --faults 50 --json $(BENCH_OUT)/faults.json > $(BENCH_OUT)/faults.txt
+	$(BIN)/python benchmarks/imports.py --json $(BENCH_OUT)/imports.json > $(BENCH_OUT)/imports.txt
 	$(BIN)/python benchmarks/report.py $(BENCH_OUT) -o benchmarks/RESULTS.md
 
 # MLflow and yProv4ML live in their own venv, never in the project's. torch==2.13.0 goes in

@@ -505,8 +505,20 @@ def main() -> None:
     verdict = all(t.lost == 0 and t.duplicated == 0 and t.consistent for t in trials)
     print("every element stored exactly once: " + ("yes" if verdict else "NO"))
     if args.json:
-        Path(args.json).write_text(json.dumps({"trials": [asdict(t) for t in trials],
+        Path(args.json).write_text(json.dumps({"figures": figures(trials),
+                                               "trials": [asdict(t) for t in trials],
                                                "exactly_once": verdict}, indent=2))
+
+
+def figures(trials: list[Trial]) -> list[dict]:
+    """One summary row per backend for report.py: faults, sent, stored, lost and duplicated,
+    judged on exactly-once (lost 0, duplicated 0, runs consistent)."""
+    return [{"figure": f"{t.backend}: {t.faults} faults, elements sent / stored / lost / "
+                       f"duplicated",
+             "measured": f"{t.sent} / {t.stored} / {t.lost} / {t.duplicated}",
+             "target": "lost 0, duplicated 0",
+             "result": "PASS" if t.lost == 0 and t.duplicated == 0 and t.consistent
+             else "FAIL"} for t in trials]
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ BENCHMARKS = (
     ("ingest", "Ingest into each store"),
     ("queries", "Queries at scale"),
     ("export", "PROV export at scale"),
+    ("faults", "Faults during a run"),
+    ("imports", "PROV import memory"),
 )
 
 
