@@ -33,6 +33,23 @@ def postgresql_home(prefix: str = "t") -> Iterator[tuple[str, str]]:
         admin.close()
 
 
+@pytest.fixture(autouse=True)
+def _release_stores() -> Iterator[None]:
+    """When a test ends, its recorders are flushed and stopped and the process's shared engines
+    closed: every test has stores of its own (a file, a schema, a database), and a pool kept per
+    store for the whole session would exhaust PostgreSQL's connections (100 here) and the
+    process's file descriptors, and leave hundreds of recorders to flush at exit."""
+    yield
+    from dlprov.recorder.recorder import close_all
+    from dlprov.store import store as store_module
+    close_all(timeout=10)
+    with store_module._shared_lock:
+        engines = list(store_module._shared.values())
+        store_module._shared.clear()
+    for engine in engines:
+        engine.dispose()
+
+
 @pytest.fixture
 def store_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Path of a fresh SQLite store, also set as ``$DLPROV_STORE``; cwd is ``tmp_path``."""
