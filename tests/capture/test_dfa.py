@@ -12,7 +12,9 @@ from dlprov.errors import NotFound, SpecError, ValueRejected
 
 
 @pytest.fixture(autouse=True)
-def _end_executions():
+def _end_executions(monkeypatch):
+    # These tests check the refusals of strict mode; the lenient default: test_dfa_lenient.py.
+    monkeypatch.setenv("DLPROV_DFA_STRICT", "1")
     yield
     end_execution()  # every test's executions end before its store goes away
 

@@ -193,7 +193,8 @@ def test_text_fields_of_runs_and_tasks_are_checked_too(store_path, sql):
 
 
 # -- the dfa API ----------------------------------------------------------------------------
-def test_the_dfa_api_checks_the_same_limits(store_path, sql):
+def test_the_dfa_api_checks_the_same_limits(store_path, sql, monkeypatch):
+    monkeypatch.setenv("DLPROV_DFA_STRICT", "1")  # lenient, a bad value is stored NULL
     wide = Transformation("train", [Set("owide", SetType.OUTPUT,
                                         [Attribute(f"a{i}", "numeric") for i in range(1001)])])
     with pytest.raises(dlprov.SpecError, match="1001 attributes"):

@@ -55,13 +55,16 @@ def test_recording_into_a_task_of_an_ended_run_is_refused(backend) -> None:
     assert backend.query("SELECT count(*) FROM task") == [(1,)]
 
 
-def test_the_dfa_api_refuses_datasets_after_the_end(store_path, sql) -> None:
+def test_the_dfa_api_refuses_datasets_after_the_end(store_path, sql, monkeypatch) -> None:
     df = Dataflow("dfamisuse", transformations=[Transformation("train", [
         Set("otrain", SetType.OUTPUT, [dlprov.Attribute("loss", "numeric")])])])
     df.save()
     task = Task(1, df, "dfamisuse-1", "train")
     task.add_dataset(DataSet("otrain", [Element([0.5])]))
     task.end()
+    task.add_dataset(DataSet("otrain", [Element([0.4])]))  # lenient: a warning, not an error
+    assert "has ended" in task.warnings[-1]
+    monkeypatch.setenv("DLPROV_DFA_STRICT", "1")
     with pytest.raises(TaskEnded, match="has ended"):
         task.add_dataset(DataSet("otrain", [Element([0.4])]))
     end_execution("dfamisuse-1")

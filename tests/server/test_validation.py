@@ -41,8 +41,8 @@ def _task(**changes):
     ("/pde/task/json", _task(id="one")),
     ("/pde/task/json", _task(id=["1"])),
     ("/pde/task/json", {"id": "1"}),
-    ("/pde/task/json", _task(sets=[{"tag": "nosuchset", "elements": [["1"]]}])),
-    ("/pde/task/json", _task(sets=[{"tag": "otrain", "elements": [["1", "2", "3"]]}])),
+    # (an unknown set and a wrong number of values are stored, with a warning: see
+    # tests/server/test_original_client.py)
     ("/pde/task/json", _task(sets=[{"tag": "otrain", "elements": [["high", "x"]]}])),
     ("/pde/task/json", _task(sets=[{"tag": "otrain", "elements": [[{"a": 1}, "x"]]}])),
     ("/pde/task/json", _task(sets=[{"tag": "otrain", "elements": [["1", "x" * 200_000]]}])),

@@ -1,16 +1,28 @@
 """The original DfAnalyzer REST protocol (``POST /pde/dataflow/json``, ``POST /pde/task/json``),
 translated onto the DfAnalyzer-compatible API of :mod:`dlprov.capture.dfa`.
 
-Each payload is validated whole before anything is recorded, and each request waits until its
-records are written, so a client learns of a failure (the original answered 200 and dropped it).
+It takes what the original server took, and each request waits until its records are written.
+What the posted dataflow lacks is added and stored, with a warning in the answer's ``warnings``
+(also logged, and kept in the task's ``output_msg``): see :mod:`dlprov.capture.dfa` (unknown
+transformations and sets, arity mismatches, unresolved dependencies). A value its attribute cannot
+hold (text in a numeric attribute) is refused with 400 and nothing of the request is stored.
+
 Mapping: ``email`` → the execution's user; ``hardware`` (a JSON string) → its environment and
-hostname; ``performances`` → the task's start and end times; ``sub``/``subid`` → ``sub_id``;
-``dependency.tags/ids`` → the tasks depended on; every element of every set is kept; ``null``,
-``"None"`` and ``""`` in a numeric attribute are NULL; NaN is allowed in numeric attributes.
+hostname; ``workspace`` → the execution's and task's workspace; pid: unknown (the server's is not
+the client's); ``resource`` → the task's computing resource, as sent; ``performances`` → the
+task's start and end times (an end without a start: start = end, with a warning);
+``sub``/``subid`` → ``sub_id``; ``dependency.tags/ids`` → the tasks depended on; elements as
+lists or as ``"v1;v2;..."`` strings; ``exec`` absent → the execution the server opened for the
+dataflow (named in the answer's ``exec``); ``programs`` of a transformation → elements
+``(name, path)`` of its input set ``program`` (the original's program and use_program), recorded
+by the first task of the transformation in each execution. A dataflow not posted to this server
+(e.g. before a restart) is read from the store; an execution begun before a restart is joined.
+Executions opened here stay open when the server stops: the protocol has no end of execution.
 """
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from datetime import datetime
@@ -28,8 +40,9 @@ from dlprov.capture.dfa_spec import (
     TaskStatus,
     Transformation,
 )
-from dlprov.errors import NotFound, SpecError, ValueRejected
+from dlprov.errors import SpecError, ValueRejected
 from dlprov.model import records as r
+from dlprov.model.names import check_name
 from dlprov.model.spec import AttributeType, DataflowSpec
 from dlprov.model.values import converter
 from dlprov.store.store import Store
@@ -82,6 +95,11 @@ class AttributeIn(_Payload):
     type: str = Field("TEXT", max_length=20)
 
 
+class ProgramIn(_Payload):
+    name: str = Field("", max_length=200)
+    path: str = Field("", max_length=10_000)
+
+
 class SetIn(_Payload):
     tag: str = Text
     type: str = Field("INPUT", max_length=20)
@@ -92,6 +110,7 @@ class SetIn(_Payload):
 class TransformationIn(_Payload):
     tag: str = Text
     sets: list[SetIn] = Field(default_factory=list, max_length=1000)
+    programs: list[ProgramIn] = Field(default_factory=list, max_length=1000)
 
 
 class DataflowIn(_Document):
@@ -122,11 +141,15 @@ class DependencyIn(_Payload):
 
 class DataSetIn(_Payload):
     tag: str = Text
-    elements: list[list[Value]] = Field(default_factory=list, max_length=100_000)
+    # An element is a list of values, or the older DfAnalyzer form "v1;v2;..."; null (an elided
+    # element, "[,"...) is skipped.
+    elements: list[Union[list[Value], str, None]] = Field(default_factory=list,
+                                                          max_length=100_000)
 
     @field_validator("elements")
     @classmethod
-    def _short_values(cls, elements: list[list[Value]]) -> list[list[Value]]:
+    def _short_values(cls, elements: list) -> list[list[Value]]:
+        elements = [e.split(";") if isinstance(e, str) else e for e in elements if e is not None]
         for element in elements:
             for value in element:
                 if isinstance(value, str) and len(value) > 100_000:
@@ -135,8 +158,8 @@ class DataSetIn(_Payload):
 
 
 class PerformanceIn(_Payload):
-    startTime: datetime
-    endTime: datetime
+    startTime: Optional[datetime] = None  # absent when the client's end() had no begin()
+    endTime: Optional[datetime] = None
 
     @field_validator("startTime", "endTime", mode="before")
     @classmethod
@@ -155,7 +178,7 @@ class TaskIn(_Document):
     subid: Optional[Union[int, str]] = None
     sub: Optional[Union[int, str]] = None
     first: Union[int, str] = "0"
-    exec_tag: str = Field(alias="exec", min_length=1, max_length=200)
+    exec_tag: Optional[str] = Field(None, alias="exec", max_length=200)
     dataflow: str = Text
     transformation: Optional[str] = Field(None, max_length=200)
     tag: Optional[str] = Field(None, max_length=200)
@@ -181,14 +204,21 @@ class TaskIn(_Document):
         return _short(value if isinstance(value, str) else json.dumps(value), 100_000) and value
 
 
+
+
 class DfAnalyzer:
     """The protocol's state in one server: the dataflows posted and the tasks begun."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._dataflows: dict[str, tuple[Dataflow, DataflowSpec]] = {}
+        self._dataflows: dict[str, Dataflow] = {}
+        self._programs: dict[tuple[str, str], list[ProgramIn]] = {}
         self._tasks: dict[tuple[str, int, str | None], dfa.Task] = {}
         self._execs: set[str] = set()
+        self._programs_recorded: set[tuple[str, str]] = set()
+        self._default_execs: dict[str, str] = {}
+        # Executions of the store this server did not start: exec tag -> key (None: not stored)
+        self._joined: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     def dataflow(self, body: DataflowIn) -> None:
@@ -200,79 +230,228 @@ class DfAnalyzer:
                 for s in t.sets])
             for t in body.transformations]
         declared = Dataflow(body.tag.lower(), transformations=transformations, store=self.store)
-        spec = declared.spec()
+        declared.spec()
         with self._lock:
-            self._dataflows[declared.tag] = (declared, spec)
+            self._dataflows[declared.tag] = declared
+            for t in body.transformations:
+                if t.programs:
+                    self._programs[(declared.tag, t.tag.lower())] = list(t.programs)
 
-    def task(self, body: TaskIn) -> None:
-        """Begin, save or end a task with its DataSets, and wait until they are written."""
+    def task(self, body: TaskIn) -> dict[str, Any]:
+        """Begin, save or end a task with its DataSets, and wait until they are written.
+        Returns the execution's tag and the warnings of this request."""
         status = _status(body.status)
         hardware = _hardware(body.hardware)
         _check_task_ids(body)
         sub_id = body.subid if body.subid not in (None, "") else body.sub
         sub_id = str(sub_id) if sub_id not in (None, "") else None
-        transformation = (body.transformation or body.tag or "").lower()
+        transformation = check_name("transformation", (body.transformation or body.tag or ""))
+        df_tag = body.dataflow.lower()
+        warnings: list[str] = []
         with self._lock:
-            found = self._dataflows.get(body.dataflow.lower())
-            if found is None:
-                raise NotFound(f"dataflow {body.dataflow!r} was not posted to this server: "
-                               f"POST it to /pde/dataflow/json first (df.save())")
-            declared, spec = found
+            exec_tag = body.exec_tag or self._default_exec(df_tag, warnings)
+            declared = self._dataflows.get(df_tag)
+            if declared is None:
+                declared = Dataflow(df_tag, store=self.store)  # its spec is the stored one
+                if self.store.load_spec(df_tag) is None:
+                    warnings.append(f"dataflow {df_tag!r} was not posted (POST "
+                                    f"/pde/dataflow/json): it is made of what its tasks record")
+                self._dataflows[df_tag] = declared
+            key = (exec_tag, dfa._task_id(body.id), sub_id)
+            task = self._tasks.get(key)
+            spec = task.run.book.spec if task is not None else self._spec(declared, exec_tag)
             datasets = [DataSet(s.tag.lower(), [_values(spec, s.tag.lower(), e)
                                                 for e in s.elements]) for s in body.sets]
-            key = (body.exec_tag, dfa._task_id(body.id), sub_id)
-            task = self._tasks.get(key)
-            if task is None and body.exec_tag not in self._execs:
-                # the first task of an execution records it: refuse first what its task would
-                _check_first(body, spec, transformation, datasets)
-            if task is None:
-                task = self._begin(body, declared, transformation, sub_id, hardware)
+            _check_values(spec, transformation, datasets)  # refused: nothing stored
+            new = task is None
+            if new:
+                task = self._begin(body, declared, exec_tag, transformation, sub_id, hardware)
                 self._tasks[key] = task
-            task.set_datasets(datasets)  # all of them, or none if one does not fit
+            seen = len(task.warnings) if not new else 0
+            task.set_datasets(datasets)  # before begin(): an unknown set then is an input
             if status is TaskStatus.FAILED:
                 task.set_status(TaskStatus.FAILED)
+            task.begin()
+            if new and task._core is not None and not task.resumed:
+                self._client_task(task, body, hardware, declared.tag, exec_tag)
             if status in (TaskStatus.FINISHED, TaskStatus.FAILED):
-                task.end()
-                if body.performances:
-                    task.run.put((r.TASK_END, task._core.key, {
-                        "start_time": min(p.startTime for p in body.performances),
-                        "end_time": max(p.endTime for p in body.performances)}))
-            else:
-                task.begin()
+                self._end(task, body, warnings)
+            warnings += task.warnings[seen:]
             task.run.flush()
+        for warning in warnings:
+            log.warning("dlprov serve: %s", warning)
+        return {"exec": exec_tag, "warnings": warnings}
 
-    def _begin(self, body: TaskIn, declared: Dataflow, transformation: str,
+    def _default_exec(self, df_tag: str, warnings: list[str]) -> str:
+        """The execution this server opened for tasks of ``df_tag`` that name none."""
+        found = self._default_execs.get(df_tag)
+        if found is None:
+            found = self._default_execs[df_tag] = f"{df_tag}-{datetime.now():%Y-%m-%d %H:%M:%S.%f}"
+        warnings.append(f"the task names no execution (exec): it is recorded in {found!r}, "
+                        f"which this server opened for dataflow {df_tag!r}")
+        return found
+
+    def _spec(self, declared: Dataflow, exec_tag: str) -> DataflowSpec:
+        """What the task's values are checked against: the execution's spec, else the posted
+        one, else the stored one."""
+        with dfa._lock:
+            execution = dfa._executions.get(exec_tag)
+        if execution is not None:
+            return execution.run.book.spec
+        if declared.transformations:
+            return declared.spec()
+        return self.store.load_spec(declared.tag) or DataflowSpec(declared.tag)
+
+    def _begin(self, body: TaskIn, declared: Dataflow, exec_tag: str, transformation: str,
                sub_id: str | None, hardware: dict[str, Any]) -> dfa.Task:
+        # The user of an execution is the email of its first task.
+        declared = Dataflow(declared.tag, email=body.email or "",
+                            transformations=declared.transformations, store=self.store)
+        fresh = exec_tag not in self._execs
+        resumed = self._resume(exec_tag, declared, transformation, body, sub_id)
+        if resumed is not None:
+            return resumed
         dependency = None
         if body.dependency is not None and body.dependency.ids:
             dependency = Dependency([t.tag.lower() for t in body.dependency.tags],
                                     [i.id for i in body.dependency.ids])
-        # The user of an execution is the email of its first task.
-        declared = Dataflow(declared.tag, email=body.email or "",
-                            transformations=declared.transformations, store=self.store)
-        task = dfa.Task(body.id, declared, body.exec_tag, transformation, sub_id=sub_id or "",
+        if dependency is not None:
+            self._resume_dependencies(exec_tag, dependency)
+        task = dfa.Task(body.id, declared, exec_tag, transformation, sub_id=sub_id or "",
                         dependency=dependency, workspace=body.workspace or "",
                         resource=body.resource or "", output=body.output or "",
                         error=body.error or "")
-        if body.exec_tag not in self._execs:
-            self._execs.add(body.exec_tag)
-            run = task.run
+        if task._broken is not None:
+            raise SpecError(task.warnings[-1])
+        run = task.run
+        if fresh and not run.attached:
+            self._execs.add(exec_tag)
             if hardware:
                 run.put((r.ENVIRONMENT, run.key, hardware))
-            if hardware.get("hostname"):
-                # The host is the client's, not the server's (EXEC_END updates the given fields).
-                run.put((r.EXEC_END, run.key, {"hostname": hardware["hostname"]}))
+            # The execution is the client's: its host, user, workspace, not the server's.
+            run.put((r.EXEC_END, run.key, {
+                "hostname": hardware.get("hostname"), "pid": None,
+                "username": body.email or None, "workspace": body.workspace or None}))
         return task
 
+    def _client_task(self, task: dfa.Task, body: TaskIn, hardware: dict[str, Any],
+                     df_tag: str, exec_tag: str) -> None:
+        """A task just begun is the client's: its pid unknown, its workspace and resource
+        as sent (else the client's host), not the server's."""
+        task.run.put((r.TASK_END, task._core.key, {
+            "pid": None, "workspace": body.workspace or None,
+            "computing_resource": body.resource or hardware.get("hostname")}))
+        self._record_programs(task, df_tag, exec_tag)
+
+    def _resume(self, exec_tag: str, declared: Dataflow, transformation: str, body: TaskIn,
+                sub_id: str | None) -> dfa.Task | None:
+        """Open the execution, joining it if it was stored before this server (re)started; in
+        one so joined, the stored task the request goes on with, if any."""
+        if exec_tag not in self._execs and exec_tag not in self._joined:
+            self._joined[exec_tag] = _stored_execution(self.store, exec_tag, declared.tag)
+        try:
+            run = dfa._execution_for(declared, exec_tag, transformation, lambda _: None,
+                                     resume=True, stored_key=self._joined.get(exec_tag)).run
+        except ValueError as exc:  # of another dataflow, or ended
+            raise ValueRejected(str(exc)) from None
+        return self._stored_task(run, dfa._task_id(body.id), sub_id)
+
+    def _stored_task(self, run: Any, identifier: int, sub_id: str | None) -> dfa.Task | None:
+        if not run.attached:
+            return None
+        found = _stored_task(run, identifier, sub_id)
+        if found is None:
+            return None
+        task = dfa.resumed_task(run.exec_tag, identifier, sub_id, found)
+        self._tasks[(run.exec_tag, identifier, sub_id)] = task
+        return task
+
+    def _resume_dependencies(self, exec_tag: str, dependency: Dependency) -> None:
+        run = dfa._executions[exec_tag].run
+        for task_id in dependency.ids:
+            if not any(k[0] == exec_tag and k[1] == task_id for k in self._tasks):
+                self._stored_task(run, task_id, None)
+
+    def _record_programs(self, task: dfa.Task, df_tag: str, exec_tag: str) -> None:
+        """The transformation's programs, once per execution, as elements of its input set
+        ``program`` (the original's program and use_program tables)."""
+        programs = self._programs.get((df_tag, task.transformation))
+        if not programs or (exec_tag, task.transformation) in self._programs_recorded:
+            return
+        self._programs_recorded.add((exec_tag, task.transformation))
+        run = task.run
+        if PROGRAM not in run.book.spec.sets:
+            run.book.declare_set(PROGRAM, [Attribute("name", AttributeType.TEXT),
+                                           Attribute("path", AttributeType.TEXT)])
+        if run.book.add_role(task.transformation, PROGRAM, "input"):
+            run.send_spec()
+        for program in programs:
+            task._core.input(PROGRAM, name=program.name or None, path=program.path or None)
+
+    def _end(self, task: dfa.Task, body: TaskIn, warnings: list[str]) -> None:
+        task.end()
+        starts = [p.startTime for p in body.performances if p.startTime is not None]
+        ends = [p.endTime for p in body.performances if p.endTime is not None]
+        if not task._core or not (starts or ends):
+            return
+        if ends and not starts:
+            warnings.append(f"task {body.id} ended without a start time (end() without "
+                            f"begin()): its start time is its end time")
+        task.run.put((r.TASK_END, task._core.key, {
+            "start_time": min(starts) if starts else min(ends),
+            "end_time": max(ends) if ends else max(starts)}))
+
     def close(self) -> None:
-        """End the executions this server opened (their tasks still running end failed)."""
+        """Write what was captured. Executions opened here stay open (the protocol has no end
+        of execution): their clients go on after a restart."""
         with self._lock:
-            execs, self._execs = self._execs, set()
-        for exec_tag in execs:
-            try:
-                dfa.end_execution(exec_tag)
-            except NotFound:
-                continue
+            self._tasks.clear()
+            self._execs.clear()
+            self._joined.clear()
+        dfa.release(self.store.url)
+
+
+PROGRAM = "program"
+
+
+def _stored_execution(store: Store, exec_tag: str, df_tag: str) -> str | None:
+    """The key of the stored execution ``exec_tag`` of ``df_tag``, if there is one."""
+    from sqlalchemy import select
+
+    from dlprov.store import schema
+    if not store.has_execution(exec_tag):
+        return None
+    execution, dataflow = schema.dataflow_execution, schema.dataflow
+    with store.read() as conn:
+        found = conn.execute(
+            select(execution.c.uuid, dataflow.c.tag).join(
+                dataflow, dataflow.c.id == execution.c.df_id).where(
+                execution.c.tag == exec_tag)).first()
+    if found is None:
+        return None
+    if found[1].lower() != df_tag.lower():
+        raise ValueRejected(f"execution {exec_tag!r} is of dataflow {found[1]!r}, not "
+                            f"{df_tag!r}; use another exec tag")
+    return found[0]
+
+
+def _stored_task(run: Any, identifier: int, sub_id: str | None) -> tuple[str, str] | None:
+    """(key, transformation) of task ``identifier`` (``sub_id``) stored in ``run``'s execution,
+    if any: a task begun before this server (re)started."""
+    from sqlalchemy import select
+
+    from dlprov.store import schema
+    task, execution, dt = schema.task, schema.dataflow_execution, schema.data_transformation
+    query = (select(task.c.uuid, dt.c.tag).join(execution, execution.c.id == task.c.exec_id)
+             .join(dt, dt.c.id == task.c.dt_id)
+             .where(execution.c.uuid == run.key, task.c.identifier == identifier,
+                    task.c.sub_id.is_(None) if sub_id is None else task.c.sub_id == sub_id)
+             .order_by(task.c.id.desc()))
+    run.flush()
+    with run.store.read() as conn:
+        found = conn.execute(query).first()
+    return None if found is None else (found[0], found[1])
+log = logging.getLogger("dlprov.server")
 
 
 def _attribute(body: AttributeIn) -> Attribute:
@@ -291,28 +470,18 @@ def _check_task_ids(body: TaskIn) -> None:
                                     f"{_TASK_IDS.stop - 1}")
 
 
-def _check_first(body: TaskIn, spec: DataflowSpec, transformation: str,
-                 datasets: list[DataSet]) -> None:
-    """Raise what the first task of a new execution would raise only after recording the
-    execution: its transformation, DataSets and dependencies checked against ``spec``."""
-    roles = dfa._roles(spec, transformation)
-    if body.dependency is not None and body.dependency.ids:
-        raise NotFound(f"task {body.id} depends on tasks {[i.id for i in body.dependency.ids]} "
-                       f"of execution {body.exec_tag!r}, which has no task yet: post those first")
+def _check_values(spec: DataflowSpec, transformation: str, datasets: list[DataSet]) -> None:
+    """Refuse, before anything is recorded, a value its attribute cannot hold (the lenient
+    client API would store it NULL): a server's client learns of it from the answer."""
+    roles = dfa._roles(spec, transformation) if transformation in spec.transformations else {}
     for dataset in datasets:
         role = roles.get(dataset.tag)
-        if role is None:
-            raise SpecError(f"transformation {transformation!r} of dataflow {spec.tag!r} has no "
-                            f"set {dataset.tag!r}; its sets are {sorted(roles)}")
-        if role.producer is not None:
-            continue  # its rows are the producer's
-        attributes = list(spec.sets[dataset.tag].attributes.values())
+        if dataset.tag not in spec.sets or (role is not None and role.producer is not None):
+            continue
+        attributes = [a for a in spec.sets[dataset.tag].attributes.values()
+                      if a.name != dfa.EXTRA]
         convert = [converter(dataset.tag, a) for a in attributes]
-        for number, element in enumerate(dataset.elements, 1):
-            if len(element.values) != len(attributes):
-                raise SpecError(f"set {dataset.tag!r} has {len(attributes)} attributes "
-                                f"{[a.name for a in attributes]}, but element {number} gives "
-                                f"{len(element.values)} values; nothing was recorded")
+        for element in dataset.elements:
             for attribute, check, value in zip(attributes, convert, element.values):
                 check(dfa._as_original(attribute.type, value))
 
@@ -371,4 +540,50 @@ def _hardware(value: str | dict[str, Any] | None) -> dict[str, Any]:
     return fields
 
 
-__all__ = ["DfAnalyzer", "DataflowIn", "TaskIn", "SpecError"]
+
+
+async def original_json(request: Any, model: type[_Document]) -> Any:
+    """The request's body as ``model``: JSON, or the original REST test's JSON with elided
+    array values (``[,"1;8;1"]``, which the original server's parser read as null)."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = json.loads(_elided_nulls(text))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"the body is not JSON: {exc}",
+                                       "type": "json_invalid"}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+def _elided_nulls(text: str) -> str:
+    """``text`` with ``null`` where an array elides a value (``[,`` and ``,,`` and ``,]``
+    outside strings); anything else is left for the JSON parser to refuse."""
+    out, in_string, escaped, previous = [], False, False, ""
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in ",]" and previous in ("[", ",") and not (char == "]" and previous == "["):
+            out.append("null")
+        if not char.isspace() and not in_string:
+            previous = char
+        out.append(char)
+    return "".join(out)
+
+
+__all__ = ["DfAnalyzer", "DataflowIn", "TaskIn", "SpecError", "original_json"]
