@@ -165,9 +165,15 @@ ODD_NAMES = ["my set", "it's", 'say "hi"', "x; DROP TABLE task", "x); DROP TABLE
              "task", "a__b", "1st", "", "naïve", "x" * 49]
 
 
-@pytest.mark.parametrize("name", ODD_NAMES)
-@pytest.mark.parametrize("where", ["dataflow", "transformation", "set", "attribute",
-                                   "declared set", "declared attribute"])
+# A dataflow tag may start with a digit and be 50 characters long, as the original's were
+# (tests/model/test_dataflow_tags.py); every other name is an SQL identifier.
+_TAG_OK = {"1st", "x" * 49}
+
+
+@pytest.mark.parametrize("where, name", [
+    (where, name) for where in ("dataflow", "transformation", "set", "attribute", "declared set",
+                                "declared attribute")
+    for name in ODD_NAMES if not (where == "dataflow" and name in _TAG_OK)])
 def test_odd_names_are_rejected_and_nothing_is_stored(sql, name, where) -> None:
     with dlprov.run("mnist") as run:
         with run.task("train") as train:

@@ -49,7 +49,7 @@ def test_tasks_of_a_run_show_dependencies_and_errors(runner, filled):
     assert result.exit_code == 0, result.output
     train, test = json.loads(result.output)
     assert (train["transformation"], test["transformation"]) == ("train", "test")
-    assert test["depends_on"] == str(train["id"])
+    assert test["depends_on"] == str(train["identifier"])  # the client's id, not the row id
     broken = json.loads(runner.invoke(cli, ["tasks", "mnist-broken", "--format", "json"]).output)
     assert broken[0]["error"] == "ValueError: diverged"
 

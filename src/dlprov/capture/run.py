@@ -21,6 +21,7 @@ from dlprov.model.limits import check_field, storable_text
 from dlprov.model import records as r
 from dlprov.model.names import check_name
 from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
+from dlprov.model.tags import check_notes, check_tags
 from dlprov.recorder.recorder import recorder_for
 from dlprov.store.store import Store
 
@@ -47,8 +48,11 @@ class Run:
                  user: str | None = None, email: str | None = None,
                  organization: str | None = None, workspace: str | None = None,
                  capture_environment: bool | Mapping[str, bool] = True,
-                 attach_to: str | None = None, distributed: bool | None = None) -> None:
+                 attach_to: str | None = None, distributed: bool | None = None,
+                 tags: Mapping[str, object] | None = None, notes: str | None = None) -> None:
         self.df_tag = check_name("dataflow", df_tag)
+        #: The execution's tags (``{"team": "vision"}``) and notes, as given at the start.
+        self.tags, self.notes = check_tags(tags), check_notes(notes)
         self.store = store if isinstance(store, Store) else Store(store)
         # Attached (see :func:`attach`): this process adds tasks to an execution another started.
         self.attached = attach_to is not None
@@ -75,6 +79,13 @@ class Run:
             if spec.tag != self.df_tag:
                 raise ValueError(f"spec is for dataflow {spec.tag!r}, not {self.df_tag!r}")
             self.book.merge(spec)
+        # The tag as first written (KerasProv-example) is what the store shows; it matches the
+        # lower-cased one everywhere. A stored spec keeps the label it was first given.
+        label = spec.label if spec is not None and spec.label else (
+            df_tag if df_tag != self.df_tag else None)
+        with self.book.lock:
+            if self.book.spec.label is None and label is not None:
+                self.book.spec.label = label
         self.seen_sets: set[str] = set()
         self.recorder = recorder_for(self.store)
         self.put = self.recorder.put
@@ -89,7 +100,9 @@ class Run:
         self.put((r.EXEC_START, self.key, {
             "tag": self.exec_tag, "df_tag": self.df_tag, "start_time": self.start_time,
             "hostname": self.hostname, "pid": os.getpid(), "workspace": self.workspace,
-            **self.agent, **follower}))
+            **self.agent, **follower,
+            **({"tags": self.tags} if self.tags else {}),
+            **({"notes": self.notes} if self.notes is not None else {})}))
         self._environment = (_probe_environment(self, capture_environment) if self.leads
                              else None)
 
@@ -307,7 +320,9 @@ def run(df_tag: str, **options) -> Run:
     name and git's user.email, asked by the environment probe), ``workspace``, ``capture_environment`` (False, or a dict turning
     probes off: ``{"git": False, "gpus": False, "packages": False, "command_line": False}``),
     ``distributed`` (default: detect torchrun; False: one execution per process; True: require
-    a world). Under torchrun every rank records into ONE execution (rank 0 ends it and captures
+    a world), ``tags`` (``{"team": "vision"}``: shown and filtered by ``dlprov runs``, exported
+    to PROV) and ``notes`` (text); both can be added later (``dlprov tag``, ``dlprov note``,
+    :func:`dlprov.query.runs.tag_run`). Under torchrun every rank records into ONE execution (rank 0 ends it and captures
     the environment; each task carries its rank): see :mod:`dlprov.capture.distributed`.
 
     A run or task handed to a process started with ``spawn`` or ``forkserver`` (pickled) records

@@ -1,7 +1,9 @@
 """Rules for names that become SQL identifiers (dataflow, transformation, set, attribute tags).
 
 Names are validated, then lower-cased as in the original DfAnalyzer. They are always quoted by
-SQLAlchemy and never interpolated into SQL text.
+SQLAlchemy and never interpolated into SQL text. A dataflow tag is written as users of the
+original wrote it (``KerasProv-example``, ``dnnp-1``, ``exp.v2``): it only ever becomes a quoted
+schema name or part of a quoted table name, so ``-`` and ``.`` are allowed there.
 """
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ from dlprov.errors import NameRejected
 
 _PLAIN = re.compile(r"[a-z][a-z0-9_]*\Z")
 MAX_NAME_LENGTH = 48
+# The original's dataflow.tag is VARCHAR(50); its client lower-cased the tag, the server quoted it.
+# Not ending in '.': a PROV-N local name (``dlprov:dataflow/<tag>``) cannot end with one.
+_TAG = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9_-])?\Z")
+MAX_TAG_LENGTH = 50
 
 # Names of the store's own tables: a set named like one would shadow it in `dlprov sql`.
 RESERVED = frozenset({
@@ -29,6 +35,8 @@ def check_name(kind: str, name: object) -> str:
     """
     if not isinstance(name, str):
         raise NameRejected(f"{kind} name must be a string, got {type(name).__name__}: {name!r}")
+    if kind == "dataflow":
+        return check_dataflow_tag(name)
     lowered = name.lower()
     if not _PLAIN.match(lowered) or len(lowered) > MAX_NAME_LENGTH:
         raise NameRejected(
@@ -41,6 +49,27 @@ def check_name(kind: str, name: object) -> str:
     if kind == "attribute" and (lowered == "id" or lowered.endswith("_task_id")):
         raise NameRejected(f"attribute name {name!r} would collide with a set table's own "
                            f"columns (id, <transformation>_task_id); choose another")
+    return lowered
+
+
+def check_dataflow_tag(tag: object) -> str:
+    """Return the dataflow ``tag`` lower-cased, as stored and matched (case-insensitively, as in
+    the original), or raise :class:`NameRejected`: letters, digits, ``-``, ``.`` and ``_``,
+    beginning with a letter or digit, not ending with ``.``, at most :data:`MAX_TAG_LENGTH`
+    characters."""
+    if not isinstance(tag, str):
+        raise NameRejected(f"dataflow name must be a string, got {type(tag).__name__}: {tag!r}")
+    lowered = tag.lower()
+    # ASCII only: str.lower() maps some non-ASCII letters onto ASCII ones ("K" Kelvin sign -> k).
+    if not tag.isascii() or not _TAG.match(lowered) or len(lowered) > MAX_TAG_LENGTH:
+        raise NameRejected(
+            f"dataflow name {tag!r} is not a dataflow tag: use letters, digits, '-', '.' or '_', "
+            f"beginning with a letter or digit, not ending with '.', at most "
+            f"{MAX_TAG_LENGTH} characters (e.g. 'KerasProv-example')")
+    if "__" in lowered:  # SQLite names a set's table <df_tag>__<set_tag>
+        raise NameRejected(f"dataflow name {tag!r} must not contain a double underscore")
+    if lowered in RESERVED or lowered.startswith("pg_"):  # PostgreSQL refuses pg_* schemas
+        raise NameRejected(f"dataflow name {tag!r} is reserved by the store; choose another")
     return lowered
 
 

@@ -132,9 +132,15 @@ class DataflowSpec:
     sets: dict[str, DataSetSpec] = field(default_factory=dict)
     transformations: list[str] = field(default_factory=list)
     dependencies: set[Dependency] = field(default_factory=set)
+    # The tag as the user first wrote it (KerasProv-example), where it differs from ``tag``.
+    label: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        self.tag = check_name("dataflow", self.tag)
+        written, self.tag = self.tag, check_name("dataflow", self.tag)
+        if self.label is None and written != self.tag:
+            self.label = written
+        elif self.label is not None and check_name("dataflow", self.label) != self.tag:
+            raise SpecError(f"dataflow {self.tag!r}: label {self.label!r} is not the same tag")
 
     # -- growing the spec ------------------------------------------------------------------
     def add_transformation(self, tag: str) -> bool:
@@ -234,11 +240,12 @@ class DataflowSpec:
                      for tag, s in self.sets.items()},
             "dependencies": sorted(([d.previous, d.following, d.set_tag] for d in self.dependencies),
                    key=lambda r: (r[2], r[0] or "", r[1] or "")),
+            **({} if self.label is None else {"label": self.label}),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "DataflowSpec":
-        spec = cls(data["tag"])
+        spec = cls(data["tag"], label=data.get("label"))
         for tag in data.get("transformations", []):
             spec.add_transformation(tag)
         for tag, attributes in data.get("sets", {}).items():

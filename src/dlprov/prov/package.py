@@ -70,6 +70,7 @@ from dlprov.prov.picture import render
 from dlprov.query.building import Context
 from dlprov.query.sql import QueryResult
 from dlprov.store import schema as s
+from dlprov.store.files import file_digest
 from dlprov.store.store import Store
 
 __all__ = ["package_model", "verify_package", "inspect_package", "generate_key", "Verdict",
@@ -140,6 +141,9 @@ def package_model(model: str, path: str | os.PathLike, store: Store | str | None
         }
         for name, file in _model_members(model_path):
             members[name] = file
+        # A model recorded as a plain element (model_name, model_dir; DfAnalyzer style) has no
+        # digest in the store: the one taken now is what verify checks, and the manifest says so.
+        packaged = None if recorded.get("sha256") else file_digest(model_path)["sha256"]
         manifest = {
             "format_version": FORMAT_VERSION,
             "dlprov_version": _version(),
@@ -150,7 +154,10 @@ def package_model(model: str, path: str | os.PathLike, store: Store | str | None
                       "member": MODEL_DIR + model_path.name,
                       "is_dir": model_path.is_dir(),
                       "recorded_sha256": recorded.get("sha256"),
-                      "recorded_size_bytes": recorded.get("size_bytes")},
+                      "recorded_size_bytes": recorded.get("size_bytes"),
+                      **({} if packaged is None else {
+                          "packaged_sha256": packaged,
+                          "store_recorded": "none: the sha256 was taken at packaging"})},
             "trace_tasks": task_count,
             "members": {name: _digest(content) for name, content in sorted(members.items())},
         }
@@ -246,7 +253,7 @@ def _manifest_problem(manifest: Any) -> str | None:
             return f"member entry {name[:80]!r} is not a name with a sha256 and a size"
     if not (isinstance(model.get("member"), str) and model["member"].startswith(MODEL_DIR)):
         return f"the model's member is not under {MODEL_DIR}"
-    for key in ("model_id", "name", "recorded_sha256"):
+    for key in ("model_id", "name", "recorded_sha256", "packaged_sha256"):
         if model.get(key) is not None and not isinstance(model[key], str):
             return f"model.{key} is not text"
     if not isinstance(manifest.get("dataflow", ""), str):
@@ -333,7 +340,14 @@ def verify_package(path: str | os.PathLike, *,
         if actual is None:
             verdict.fail(f"the model {model['member']} is missing")
             return verdict
-        if model.get("recorded_sha256") != actual:
+        if model.get("recorded_sha256") is None and model.get("packaged_sha256") is not None:
+            if model["packaged_sha256"] != actual:
+                verdict.fail(f"the model's sha256 {actual} is not the {model['packaged_sha256']} "
+                             f"taken when it was packaged (the store recorded none)")
+            else:
+                verdict.checks.append("the store recorded no sha256 for the model (a plain "
+                                      "element); it has the one taken when it was packaged")
+        elif model.get("recorded_sha256") != actual:
             verdict.fail(f"the model's sha256 {actual} is not the {model.get('recorded_sha256')} "
                          f"the store recorded")
         _check_document(zf, model, actual, verdict, limits)

@@ -49,15 +49,18 @@ def choose_dataflow(conn: Connection, df_tag: str | None) -> DataflowSpec:
 
 def list_runs(store: Store | str | None = None,
               df_tag: str | None = None) -> list[dict[str, Any]]:
-    """Executions with dataflow, status, host, user, duration and task counts, newest first."""
+    """Executions with dataflow, status, host, user, duration, task counts, tags (a dict) and
+    notes, newest first."""
     store = as_store(store)
     e, t = s.dataflow_execution, s.task
     counts = (select(t.c.exec_id, func.count().label("tasks"),
                      func.sum(case((t.c.status == "failed", 1), else_=0)).label("failed"))
               .group_by(t.c.exec_id).subquery())
-    query = (select(e.c.id, e.c.tag.label("exec_tag"), s.dataflow.c.tag.label("df_tag"),
+    # The tag as the user first wrote it; matched case-insensitively below.
+    shown = func.coalesce(s.dataflow.c.label, s.dataflow.c.tag)
+    query = (select(e.c.id, e.c.tag.label("exec_tag"), shown.label("df_tag"),
                     e.c.status, e.c.start_time, e.c.end_time, e.c.hostname, e.c.pid,
-                    e.c.username,
+                    e.c.username, e.c.notes,
                     func.coalesce(counts.c.tasks, 0).label("tasks"),
                     func.coalesce(counts.c.failed, 0).label("failed_tasks"))
              .join(s.dataflow, s.dataflow.c.id == e.c.df_id)
@@ -65,9 +68,15 @@ def list_runs(store: Store | str | None = None,
              .order_by(e.c.start_time.desc(), e.c.id.desc()))
     if df_tag:
         query = query.where(s.dataflow.c.tag == df_tag.lower())
+    tags: dict[int, dict[str, str]] = {}
     with store.read() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
+        for exec_id, key, value in conn.execute(
+                select(s.execution_tag.c.exec_id, s.execution_tag.c.key, s.execution_tag.c.value)
+                .order_by(s.execution_tag.c.exec_id, s.execution_tag.c.key)):
+            tags.setdefault(exec_id, {})[key] = value
     for row in rows:
+        row["tags"] = tags.get(row["id"], {})
         row["duration_s"] = _seconds(row["start_time"], row["end_time"])
         row["status"] = observed_status(row["status"], row["hostname"], row["pid"])
     return rows
@@ -84,10 +93,15 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
         if execution is None:
             raise NotFound(f"no execution {run!r} in the store: see `dlprov runs`")
         exec_id = execution.id
+        # The client's task identifiers (task.identifier), as the original showed them, not
+        # the store's row ids.
+        upstream = t.alias("upstream")
         deps: dict[int, list[int]] = {}
         for task_id, depends_on in conn.execute(
-                select(dep.c.task_id, dep.c.depends_on_id)
-                .join(t, t.c.id == dep.c.task_id).where(t.c.exec_id == exec_id)):
+                select(dep.c.task_id, upstream.c.identifier)
+                .join(t, t.c.id == dep.c.task_id)
+                .join(upstream, upstream.c.id == dep.c.depends_on_id)
+                .where(t.c.exec_id == exec_id)):
             deps.setdefault(task_id, []).append(depends_on)
         rows = [dict(row._mapping) for row in conn.execute(
             select(t.c.id, t.c.identifier, s.data_transformation.c.tag.label("transformation"),
@@ -97,7 +111,7 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
             .where(t.c.exec_id == exec_id).order_by(t.c.identifier, t.c.id))]
     for row in rows:
         row["duration_s"] = _seconds(row.pop("start_time"), row.pop("end_time"))
-        row["depends_on"] = ",".join(str(d) for d in sorted(deps.get(row["id"], [])))
+        row["depends_on"] = ",".join(str(d) for d in sorted(set(deps.get(row["id"], []))))
         # tasks stored before task.pid existed ran in their execution's process
         pid = row["pid"] if row["pid"] is not None else (
             execution.pid if row["computing_resource"] == execution.hostname else None)

@@ -40,14 +40,15 @@ def attributes(store: Store | str | None = None, df_tag: str | None = None,
     with store.read() as conn:
         tags = dataflow_tags(conn) if all_dataflows else [choose_dataflow(conn, df_tag).tag]
         specs = [choose_dataflow(conn, tag) for tag in tags]
-    return [{"dataflow": spec.tag, "set": set_tag, "attribute": a.name, "type": a.type.value,
+    return [{"dataflow": spec.label or spec.tag, "set": set_tag, "attribute": a.name,
+             "type": a.type.value,
              "allow_nan": a.allow_nan, "label": a.label}
             for spec in specs for set_tag, set_spec in spec.sets.items()
             for a in set_spec.attributes.values()]
 
 
 def describe_spec(spec: DataflowSpec, version: int, dialect: str) -> str:
-    lines = [f"dataflow {spec.tag} (version {version})", "", "transformations:"]
+    lines = [f"dataflow {spec.label or spec.tag} (version {version})", "", "transformations:"]
     for transformation in spec.transformations:
         inputs = []
         for set_tag in spec.sets_of(transformation, "input"):

@@ -2,18 +2,22 @@
 
 In PostgreSQL each dataflow is a schema, so ``SET search_path`` does it. SQLite has one
 namespace, so the set tables are stored as ``<df_tag>__<set>`` and exposed to one connection
-as temporary views named after the sets: the paper's Listing 4 runs as printed.
+as temporary views named after the sets: the paper's Listing 4 runs as printed. The original's
+``SET SCHEMA "tag";`` prefix and ``"tag".set`` names work too (:mod:`dlprov.query.original`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection
 
+from dlprov.model.spec import DataflowSpec
 from dlprov.query.catalogue import choose_dataflow
+from dlprov.query.original import choose_schema, qualify_sets, split_set_schema
 from dlprov.query.guard import ReadLimits, run_read_only
 from dlprov.store import schema as s
+from dlprov.store.specs import read_spec
 from dlprov.store.store import Store, as_store
 
 
@@ -42,6 +46,8 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
     """
     store = as_store(read_url if read_url is not None else store)
     limits = ReadLimits.resolve(timeout, max_rows)
+    set_schema, statement = split_set_schema(statement)
+    dataflow = choose_schema(set_schema, dataflow)
 
     def expose_dataflow(conn: Connection) -> None:
         spec = choose_dataflow(conn, dataflow)
@@ -59,8 +65,25 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
                 f"SELECT * FROM main.{preparer.quote(name)}")
 
     with store.read(prepare=expose_dataflow) as conn:
+        statement = qualify_sets(statement, conn.dialect.name, _set_locator(conn))
         columns, rows = run_read_only(conn, statement, params, limits)
     return QueryResult(columns, rows)
+
+
+def _set_locator(conn: Connection) -> Callable[[str, str], tuple[str | None, str] | None]:
+    """Where ``"tag".set`` is on this connection's backend, for sets of stored dataflows."""
+    specs: dict[str, DataflowSpec | None] = {}
+
+    def locate(df_tag: str, set_tag: str) -> tuple[str | None, str] | None:
+        key = df_tag.lower()
+        if key not in specs:
+            found = read_spec(conn, key)
+            specs[key] = None if found is None else found[2]
+        spec = specs[key]
+        if spec is None or set_tag.lower() not in spec.sets:
+            return None
+        return s.set_table_location(conn.dialect.name, spec.tag, set_tag.lower())
+    return locate
 
 
 def set_tables(store: Store | str | None = None,

@@ -42,6 +42,9 @@ dataflow = Table(
     Column("id", Integer, primary_key=True),
     Column("tag", String(64), nullable=False, unique=True),
     Column("created_at", DateTime),
+    # The tag as the user first wrote it (KerasProv-example) where it differs from ``tag``, the
+    # lower-cased form every lookup matches. Added after 0.1.0: see add_missing_columns.
+    Column("label", String(64)),
 )
 
 dataflow_version = Table(
@@ -106,6 +109,18 @@ dataflow_execution = Table(
     Column("pid", Integer),
     Column("workspace", Text),
     Column("error_msg", Text),
+    # What the user wrote about the run (dlprov.run(notes=...), dlprov note). Added after
+    # 0.1.0's first stores: see add_missing_columns.
+    Column("notes", Text),
+)
+
+# Tags of an execution (dlprov.run(tags=...), dlprov tag): key=value text, one value per key.
+execution_tag = Table(
+    "execution_tag", metadata,
+    Column("exec_id", Integer, ForeignKey("dataflow_execution.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 # The computational environment of an execution (the original's hardware_info, widened).
@@ -261,7 +276,7 @@ def set_table(dialect_name: str, spec: DataflowSpec, set_tag: str,
 
 def add_missing_columns(conn: Connection) -> list[str]:
     """Add to the fixed tables the nullable columns that a store made by an older dlprov lacks
-    (``task.rank``, ``attribute.label``); returns them as ``table.column``. Run in a write
+    (``task.rank``, ``attribute.label``, ``dataflow.label``, ``dataflow_execution.notes``); returns them as ``table.column``. Run in a write
     transaction: SQLite's ``BEGIN IMMEDIATE`` serialises two processes upgrading at once,
     PostgreSQL's guard lets the second one pass."""
     dialect, inspector, added = conn.dialect, inspect(conn), []

@@ -39,8 +39,8 @@ def save_spec(conn: Connection, spec: DataflowSpec) -> tuple[int, int, DataflowS
     found = read_spec(conn, spec.tag)
     if found is None:
         df_id = conn.execute(s.dataflow.insert().values(
-            tag=spec.tag, created_at=datetime.now())).inserted_primary_key[0]
-        version, previous = 0, DataflowSpec(spec.tag)
+            tag=spec.tag, label=spec.label, created_at=datetime.now())).inserted_primary_key[0]
+        version, previous = 0, DataflowSpec(spec.tag, label=spec.label)
     else:
         df_id, version, previous = found
     merged = previous.copy()
