@@ -14,6 +14,9 @@ ELEMENT = "element"        # (ELEMENT, task_key, set_tag, values)
 USE = "use"                # (USE, consumer_task_key, producer_task_key, [set_tag, ...])
 ENVIRONMENT = "environment"  # (ENVIRONMENT, exec_key, fields)
 MODEL = "model"            # (MODEL, task_key, fields)  the writer adds size and sha256
+# Tags and notes given after the start: fields {"tags": {key: text or None (remove)},
+# "notes": text, "append": bool}. Keyed by the exec tag, which a user knows (dlprov tag RUN).
+ANNOTATION = "annotation"  # (ANNOTATION, exec_tag, fields)
 
 KINDS = frozenset({SPEC, EXEC_START, EXEC_END, TASK_START, TASK_END, ELEMENT, USE, ENVIRONMENT,
-                   MODEL})
+                   MODEL, ANNOTATION})

@@ -47,7 +47,7 @@ DERIVATIONS_PER_TASK = 100_000
 PLAN, PERSON, SOFTWARE_AGENT = PROV["Plan"], PROV["Person"], PROV["SoftwareAgent"]
 TRAINED_MODEL = DLPROV["TrainedModel"]
 
-_EXECUTION_FIELDS = ("tag", "status", "df_version", "pid", "workspace", "error_msg")
+_EXECUTION_FIELDS = ("tag", "status", "df_version", "pid", "workspace", "error_msg", "notes")
 _TASK_FIELDS = ("identifier", "sub_id", "status", "df_exec", "workspace", "computing_resource",
                 "output_msg", "error_msg")
 _MODEL_FIELDS = ("model_id", "name", "path", "size_bytes", "sha256", "framework",
@@ -134,7 +134,8 @@ class _Builder:
         bundle = self.bundles[execution["id"]] = self.doc.bundle(ids.bundle_id(uuid))
         self.add.register(bundle)
         activity = ids.execution_id(uuid)
-        fields = [("exec_tag" if f == "tag" else f, execution[f]) for f in _EXECUTION_FIELDS]
+        fields = [("exec_tag" if f == "tag" else f, execution.get(f)) for f in _EXECUTION_FIELDS]
+        fields += [(f"tag_{key}", text) for key, text in execution.get("tags", {}).items()]
         bundle.activity(activity, execution["start_time"], execution["end_time"],
                         _attributes(fields))
         bundle.used(activity, self.plan)  # as the original: the run used its dataflow

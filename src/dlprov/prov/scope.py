@@ -140,6 +140,14 @@ def _read(conn: Connection, df_id: int, spec: DataflowSpec, task_ids: Select | N
     query = query.where(e.c.df_id == df_id) if task_ids is None else \
         query.where(e.c.id.in_(sorted(wanted)))
     executions = _dicts(conn, query)
+    tagged = s.execution_tag  # each execution's tags, as dlprov:tag_KEY attributes
+    for execution in executions:
+        execution["tags"] = {}
+    by_id = {x["id"]: x for x in executions}
+    for exec_id, key, value in conn.execute(select(tagged.c.exec_id, tagged.c.key, tagged.c.value)
+                                            .where(tagged.c.exec_id.in_(list(by_id)))
+                                            .order_by(tagged.c.key)):
+        by_id[exec_id]["tags"][key] = value
     environments = {row["exec_id"]: row for row in _dicts(conn, select(s.environment).where(
         s.environment.c.exec_id.in_([x["id"] for x in executions])))}
 

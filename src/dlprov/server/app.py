@@ -15,9 +15,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
 from dlprov.errors import DlprovError, NotFound, StoreUnavailable
-from dlprov.server.dfanalyzer import DataflowIn, DfAnalyzer, TaskIn
+from dlprov.server.dfanalyzer import DataflowIn, DfAnalyzer, TaskIn, original_json
 from dlprov.server.guards import Limits, Policy, RequestGuard
 from dlprov.server.remote import (
     BatchWriter,
@@ -115,15 +116,20 @@ def create_app(store: Store | str | None = None, token: str | None = None, *,
         return {"status": "ok"}
 
     # -- the original DfAnalyzer protocol ------------------------------------------------------
+    # The original client's default URL makes "//pde/...": both are served.
     @app.post("/pde/dataflow/json")
-    def post_dataflow(body: DataflowIn) -> JSONResponse:
-        protocol.dataflow(body)
+    @app.post("//pde/dataflow/json", include_in_schema=False)
+    async def post_dataflow(request: Request) -> JSONResponse:
+        body = await original_json(request, DataflowIn)
+        await run_in_threadpool(protocol.dataflow, body)
         return _answer(body.model_dump(exclude_none=True))
 
     @app.post("/pde/task/json")
-    def post_task(body: TaskIn) -> JSONResponse:
-        protocol.task(body)
-        return _answer(body.model_dump(by_alias=True, exclude_none=True))
+    @app.post("//pde/task/json", include_in_schema=False)
+    async def post_task(request: Request) -> JSONResponse:
+        body = await original_json(request, TaskIn)
+        done = await run_in_threadpool(protocol.task, body)
+        return _answer({**body.model_dump(by_alias=True, exclude_none=True), **done})
 
     # -- dlprov's own remote capture -----------------------------------------------------------
     @app.post("/v1/batch")
@@ -144,8 +150,9 @@ def create_app(store: Store | str | None = None, token: str | None = None, *,
     # -- reads -----------------------------------------------------------------------------
     @app.get("/v1/runs")
     def runs(dataflow: str | None = Query(None, max_length=64)) -> JSONResponse:
-        from dlprov.query.catalogue import list_runs
-        return _answer(list_runs(store, dataflow))
+        # The rows of `dlprov runs` (tags, hyperparameters, metrics): a client filters them.
+        from dlprov.query.runs import runs_rows
+        return _answer(runs_rows(store, dataflow))
 
     @app.get("/v1/runs/{exec_tag}/tasks")
     def tasks(exec_tag: str) -> JSONResponse:

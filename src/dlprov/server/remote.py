@@ -24,6 +24,7 @@ from dlprov.model import limits
 from dlprov.model import records as r
 from dlprov.model.names import check_name
 from dlprov.model.spec import DataflowSpec
+from dlprov.model.tags import check_notes, check_tags
 from dlprov.recorder.spool import decode
 from dlprov.store.store import Store
 from dlprov.store.writer import StoreWriter
@@ -34,7 +35,7 @@ _SHAPES: dict[str, tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
     r.EXEC_END: (3, (1,), (2,), ()), r.TASK_START: (3, (1,), (2,), ()),
     r.TASK_END: (3, (1,), (2,), ()), r.ELEMENT: (4, (1, 2), (3,), ()),
     r.USE: (4, (1, 2), (), (3,)), r.ENVIRONMENT: (3, (1,), (2,), ()),
-    r.MODEL: (3, (1,), (2,), ()),
+    r.MODEL: (3, (1,), (2,), ()), r.ANNOTATION: (3, (1,), (2,), ()),
 }
 MAX_RECORDS = 200_000
 
@@ -106,6 +107,10 @@ def _checked(record: list) -> tuple:
     if kind == r.SPEC:
         return kind, _name("dataflow", record[1]), record[2]
     fields = dict(record[2])
+    if "tags" in fields:  # checked as at the call: dlprov.model.tags
+        fields["tags"] = check_tags(fields["tags"], removable=kind == r.ANNOTATION)
+    if "notes" in fields:
+        fields["notes"] = check_notes(fields["notes"])
     for name, value in fields.items():
         limits.check_row_value(f"field {name!r}", value)
     for name, kind_of_name in (("df_tag", "dataflow"), ("transformation", "transformation")):

@@ -12,8 +12,6 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.exc import NoResultFound
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dlprov.errors import DlprovError
 from dlprov.model import records as r
@@ -343,6 +341,7 @@ class StoreWriter:
         # pid and user then overwrite a follower's, never its status. A tag held by another
         # key still fails, as it does outside torchrun.
         leader = fields.pop("leader", True)
+        tags = fields.pop("tags", None)
         dataflow = self._dataflow(conn, df_tag)
         table = s.dataflow_execution
         # Values go as parameters, not into the statement: its cache key then stays the same
@@ -353,6 +352,37 @@ class StoreWriter:
         exec_id, tag = conn.execute(select(table.c.id, table.c.tag)
                                     .where(table.c.uuid == key)).one()
         self._execs[key] = _Exec(exec_id, tag, df_tag)
+        if tags:
+            self._set_tags(conn, exec_id, tags)
+
+    def _on_annotation(self, conn: Connection, exec_tag: str, fields: dict) -> None:
+        table = s.dataflow_execution
+        found = conn.execute(select(table.c.id, table.c.notes)
+                             .where(table.c.tag == exec_tag)).first()
+        if found is None:
+            raise RecordRefused(f"no execution {exec_tag!r} in the store to tag or annotate")
+        if fields.get("tags"):
+            self._set_tags(conn, found.id, fields["tags"])
+        notes = fields.get("notes")
+        if notes is not None:
+            if fields.get("append") and found.notes:
+                notes = f"{found.notes}\n{notes}"
+            conn.execute(update(table).where(table.c.id == found.id).values(notes=notes))
+
+    def _set_tags(self, conn: Connection, exec_id: int, tags: dict) -> None:
+        """Set (or, where the value is None, remove) the execution's tags."""
+        table = s.execution_tag
+        gone = [k for k, v in tags.items() if v is None]
+        if gone:
+            conn.execute(table.delete().where(table.c.exec_id == exec_id,
+                                              table.c.key.in_(gone)))
+        rows = [{"exec_id": exec_id, "key": k, "value": v} for k, v in tags.items()
+                if v is not None]
+        if rows:
+            insert = self._dialect_insert(table)
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[table.c.exec_id, table.c.key],
+                set_={"value": insert.excluded.value}), rows)
 
     def _exec_upsert(self, leader: bool, overwrite: tuple[str, ...]):
         """The execution's insert-if-absent (a leader's overwriting ``overwrite``), made once."""
@@ -537,7 +567,12 @@ class StoreWriter:
 
     def _dialect_insert(self, table: Table):
         """The backend's INSERT, the one with ``on_conflict_do_*``."""
-        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+        # imported here: the PostgreSQL dialect (and asyncio) is a tenth of a reader's startup
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
 
     def _insert_ignore(self, table: Table):
         return self._dialect_insert(table).on_conflict_do_nothing()
@@ -566,6 +601,8 @@ def _lowered_spec(spec: dict) -> dict:
             "dependencies": [[None if p is None else str(p).lower(),
                               None if f is None else str(f).lower(), str(t).lower()]
                              for p, f, t in spec.get("dependencies", [])],
+            # the tag as first written (KerasProv-example): dataflow.label, shown by readers
+            **({"label": str(spec["label"])} if spec.get("label") else {}),
         }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RecordRefused(f"not a dataflow spec ({type(exc).__name__}: {exc})") from None
