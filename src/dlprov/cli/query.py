@@ -88,12 +88,23 @@ _question("q2", _learning_rate_option,
                        help="Only trainings with this batch size."),
           click.option("--model", "-m", metavar="MODEL",
                        help="Only the training of this model (id, name or file path)."))
-_question("q3")
-_question("q4")
-_question("q5")
+# Q3–Q6 rank trainings by a metric: the paper's accuracy (Q6: loss) unless told otherwise.
+_ranking_options = (
+    click.option("--metric", metavar="NAME",
+                 help="Rank by this numeric attribute (e.g. val_acc, test_acc, val_loss) "
+                      "instead of the paper's; an unknown one lists those there are."),
+    click.option("--mode", type=click.Choice(["max", "min"], case_sensitive=False),
+                 help="Best is the highest (max) or lowest (min) value; default: min for "
+                      "loss- or error-like names, else max."),
+    click.option("--set", "set_tag", metavar="SET",
+                 help="The set the metric is in (default: the question's own set if it has "
+                      "it, else the one set of train or test that has it)."))
+_question("q3", *_ranking_options)
+_question("q4", *_ranking_options)
+_question("q5", *_ranking_options)
 _question("q6", click.option("--training-set", metavar="NAME", required=True,
                              help="A file path (or its last part) or dataset name of the data "
-                                  "the models were trained on."))
+                                  "the models were trained on."), *_ranking_options)
 for _id in ("q7", "q8", "q9", "q10", "q11", "q12"):
     _question(_id, _model_option, _engine_option)
 query.add_command(external)

@@ -7,6 +7,7 @@ length is followed. The hyperparameters (``itrain``) are not counted as data.
 from __future__ import annotations
 
 from dlprov.model.names import ITRAIN, OTEST, TRAIN
+from dlprov.query.choice import choose_metric
 from dlprov.model.spec import AttributeType
 from dlprov.query.building import Built, Context, ctes, need
 from dlprov.query.models import ModelRef, models_cte, resolve_model
@@ -16,8 +17,7 @@ from dlprov.query.relations import (
     edges_cte,
     lineage_cte,
     produced_cte,
-    tested_columns,
-    tested_cte,
+    ranking,
     used_cte,
     values_cte,
 )
@@ -47,19 +47,29 @@ _MODEL_SEEDS = """SELECT CAST(:train_task_id AS INTEGER), CAST(:train_task_id AS
   SELECT train_task_id, test_task_id, -1 FROM _evaluations WHERE train_task_id = :train_task_id"""
 
 
-def q5(ctx: Context) -> Built:
-    """The data that contributed to the run with the highest test accuracy: every element used
-    by its training task, its test task and every task upstream of them."""
-    ctx.require("q5", OTEST, "accuracy")
+def q5(ctx: Context, *, metric: str | None = None, mode: str | None = None,
+       set_tag: str | None = None) -> Built:
+    """The data that contributed to the run with the highest test accuracy (or the best value
+    of another ``metric``, see :mod:`dlprov.query.choice`): every element used by its training
+    task, its test task and every task upstream of them."""
+    ranked = ranking(ctx, "q5", choose_metric(ctx, "q5", metric, mode, set_tag, "accuracy",
+                                              OTEST))
+    measure, evaluations = ranked.measure, ranked.ctes
+    # ranked by a test's numbers: that test task; by the training's own: each test of it
+    tests, test_task = "", "s.test_task_id"
+    if EVALUATIONS not in evaluations:
+        evaluations = [EVALUATIONS, *evaluations]
+        tests = "\n  LEFT JOIN _evaluations ev ON ev.train_task_id = s.train_task_id"
+        test_task = "ev.test_task_id"
     best = f"""_best AS (
-  SELECT DISTINCT train_task_id, test_task_id FROM _tested
-  WHERE test_accuracy = (SELECT MAX(test_accuracy) FROM _tested
-                         WHERE {ctx.finite("test_accuracy")})
+  SELECT DISTINCT s.train_task_id, {test_task} AS test_task_id FROM {ranked.source} s{tests}
+  WHERE s.{measure} = (SELECT {ranked.metric.best}({measure}) FROM {ranked.source}
+                       WHERE {ctx.finite(measure)})
 )"""
     seeds = """SELECT train_task_id, train_task_id, 0 FROM _best
   UNION
-  SELECT train_task_id, test_task_id, -1 FROM _best"""
-    return Built(ctes(edges_cte(), EVALUATIONS, tested_cte(ctx, "q5"), best, lineage_cte(seeds),
+  SELECT train_task_id, test_task_id, -1 FROM _best WHERE test_task_id IS NOT NULL"""
+    return Built(ctes(edges_cte(), *evaluations, best, lineage_cte(seeds),
                       _STEPS, _SCOPE, produced_cte(ctx, _IN_SCOPE),
                       used_cte(ctx, _IN_STEPS)) + f"""
 SELECT s.root_id AS train_task_id, t.df_exec AS exec_tag, s.depth, t.id AS task_id,
@@ -69,7 +79,8 @@ JOIN task t ON t.id = s.task_id
 JOIN data_transformation dt ON dt.id = t.dt_id
 JOIN _used u ON u.task_id = s.task_id
 WHERE {_NOT_HYPERPARAMETERS}
-ORDER BY s.root_id, s.depth DESC, t.start_time, t.id, u.set_tag, u.element_id""")
+ORDER BY s.root_id, s.depth DESC, t.start_time, t.id, u.set_tag, u.element_id""",
+                 notes=[ranked.note] if ranked.metric.chosen else [])
 
 
 def _suffix_pattern(name: str) -> str:
@@ -78,12 +89,14 @@ def _suffix_pattern(name: str) -> str:
     return "%/" + escaped
 
 
-def q6(ctx: Context, *, training_set: str | None = None) -> Built:
-    """Hyperparameters and test measures of the model with the least test loss among those
-    trained on ``training_set``: a file or text value (a path, or the last part of one; a
-    dataset name) of the data their training used, directly or upstream."""
+def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = None,
+       mode: str | None = None, set_tag: str | None = None) -> Built:
+    """Hyperparameters and test measures of the model with the least test loss (or the best
+    value of another ``metric``, see :mod:`dlprov.query.choice`) among those trained on
+    ``training_set``: a file or text value (a path, or the last part of one; a dataset name)
+    of the data their training used, directly or upstream."""
     need("q6", "training_set", training_set, "train.npz")
-    ctx.require("q6", OTEST, "loss")
+    ranked = ranking(ctx, "q6", choose_metric(ctx, "q6", metric, mode, set_tag, "loss", OTEST))
     valued = {set_tag for set_tag in ctx.spec.sets
               if ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)}
     # Walked down from the few tasks that used a matching value to the trainings they led
@@ -112,13 +125,14 @@ def q6(ctx: Context, *, training_set: str | None = None) -> Built:
   JOIN dataflow df ON df.id = dt.df_id
   WHERE dt.tag = '{TRAIN}' AND df.tag = :dataflow
     AND t.id IN (SELECT task_id FROM _downstream)
-)""", EVALUATIONS, tested_cte(ctx, "q6"), """_candidates AS (
-  SELECT s.* FROM _tested s JOIN _matched mt ON mt.train_task_id = s.train_task_id
+)""", *ranked.ctes, f"""_candidates AS (
+  SELECT s.* FROM {ranked.source} s JOIN _matched mt ON mt.train_task_id = s.train_task_id
 )""", models_cte(ctx))
-    return Built(training + best_trainings(ctx, "_candidates", "test_loss", "MIN",
-                                           tested_columns(ctx)),
+    return Built(training + best_trainings(ctx, "_candidates", ranked.measure,
+                                           ranked.metric.best, ranked.columns),
                  {"training_set": training_set,
-                  "training_set_suffix": _suffix_pattern(training_set)})
+                  "training_set_suffix": _suffix_pattern(training_set)},
+                 [ranked.note] if ranked.metric.chosen else [])
 
 
 def q10(ctx: Context, *, model: str | None = None) -> Built:

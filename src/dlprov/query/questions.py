@@ -35,20 +35,23 @@ class Question:
     build: Callable[..., Built]
 
 
+# The parameters choosing the metric Q3–Q6 rank trainings by (see dlprov.query.choice).
+_RANKED = ("metric", "mode", "set_tag")
+
 QUESTIONS: dict[str, Question] = {q.id: q for q in (
     Question("q1", "Find all trained models with a specific value for the learning rate.",
              ("learning_rate",), selection.q1),
     Question("q2", "What was the epoch's average processing time of the model training?",
              ("learning_rate", "batch_size", "model"), selection.q2),
     Question("q3", "What is the hyperparameter configuration used to train the model with the "
-             "highest average training accuracy?", (), selection.q3),
+             "highest average training accuracy?", _RANKED, selection.q3),
     Question("q4", "What is the hyperparameter configuration used to train the model with the "
-             "highest test accuracy?", (), selection.q4),
+             "highest test accuracy?", _RANKED, selection.q4),
     Question("q5", "For a given experiment, which data contributed to the run with the highest "
-             "test accuracy?", (), lineage.q5),
+             "test accuracy?", _RANKED, lineage.q5),
     Question("q6", "Given a training set, what are the values for hyperparameters and evaluation "
              "measure associated with the trained model with the least loss?",
-             ("training_set",), lineage.q6),
+             ("training_set", *_RANKED), lineage.q6),
     Question("q7", "Which hyperparameters were used in this model?", ("model",), selection.q7),
     Question("q8", "What was the computational environment used to train a given model?",
              ("model",), selection.q8),
@@ -106,28 +109,39 @@ def q2(*, learning_rate: float | None = None, batch_size: float | None = None,
                store=store, dataflow=dataflow)
 
 
-def q3(*, store: Store | str | None = None, dataflow: str | None = None) -> QueryResult:
+def q3(*, metric: str | None = None, mode: str | None = None, set_tag: str | None = None,
+       store: Store | str | None = None, dataflow: str | None = None) -> QueryResult:
     """Q3: the hyperparameters of the model with the highest average training accuracy (the
-    paper's Listing 4, with the model's id and name)."""
-    return ask("q3", store=store, dataflow=dataflow)
+    paper's Listing 4, with the model's id and name); or with the best average of another
+    ``metric`` of a set the training produced, ``mode`` "max" or "min" (default: "min" for a
+    loss- or error-like name; see :mod:`dlprov.query.choice`)."""
+    return ask("q3", metric=metric, mode=mode, set_tag=set_tag, store=store, dataflow=dataflow)
 
 
-def q4(*, store: Store | str | None = None, dataflow: str | None = None) -> QueryResult:
-    """Q4: the hyperparameters (and test measures) of the model with the highest test accuracy."""
-    return ask("q4", store=store, dataflow=dataflow)
+def q4(*, metric: str | None = None, mode: str | None = None, set_tag: str | None = None,
+       store: Store | str | None = None, dataflow: str | None = None) -> QueryResult:
+    """Q4: the hyperparameters (and test measures) of the model with the highest test accuracy,
+    or the best ``metric`` (``q4(metric="val_acc")``: of a set the training produced, its last
+    value; see :func:`q3` for ``mode`` and ``set_tag``)."""
+    return ask("q4", metric=metric, mode=mode, set_tag=set_tag, store=store, dataflow=dataflow)
 
 
-def q5(*, store: Store | str | None = None, dataflow: str | None = None) -> QueryResult:
-    """Q5: the data that contributed to the run with the highest test accuracy: each element
-    used by its training and test tasks or by any task upstream of them, with its files."""
-    return ask("q5", store=store, dataflow=dataflow)
+def q5(*, metric: str | None = None, mode: str | None = None, set_tag: str | None = None,
+       store: Store | str | None = None, dataflow: str | None = None) -> QueryResult:
+    """Q5: the data that contributed to the run with the highest test accuracy (or the best
+    ``metric``, as in :func:`q4`): each element used by its training and test tasks or by any
+    task upstream of them, with its files."""
+    return ask("q5", metric=metric, mode=mode, set_tag=set_tag, store=store, dataflow=dataflow)
 
 
-def q6(training_set: str, *, store: Store | str | None = None,
+def q6(training_set: str, *, metric: str | None = None, mode: str | None = None,
+       set_tag: str | None = None, store: Store | str | None = None,
        dataflow: str | None = None) -> QueryResult:
-    """Q6: hyperparameters and test measures of the model with the least test loss among those
-    trained on ``training_set`` (a file path, its last part, or a dataset name)."""
-    return ask("q6", training_set=training_set, store=store, dataflow=dataflow)
+    """Q6: hyperparameters and test measures of the model with the least test loss (or the best
+    ``metric``, as in :func:`q4`) among those trained on ``training_set`` (a file path, its last
+    part, or a dataset name)."""
+    return ask("q6", training_set=training_set, metric=metric, mode=mode, set_tag=set_tag,
+               store=store, dataflow=dataflow)
 
 
 def q7(model: str, *, store: Store | str | None = None,

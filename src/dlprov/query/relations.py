@@ -15,15 +15,19 @@ Names start with an underscore: set tags start with a letter, so no set is ever 
 
 ``files`` is the element's file attributes, ``data`` all its attributes as ``name=value, ...``.
 
-:func:`best_trainings` is the final SELECT that Q3, Q4 and Q6 share.
+:func:`best_trainings` is the final SELECT that Q3, Q4 and Q6 share; :func:`ranking` the
+relations giving the metric they rank trainings by (``_tested``, or ``_measure(train_task_id,
+<avg|last>_<metric>)`` for a set the training produced).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 from dlprov.model.names import ITRAIN, OTEST, TEST, TRAIN
 from dlprov.model.spec import AttributeType
 from dlprov.query.building import Context
+from dlprov.query.choice import Metric
 
 _NO_ELEMENTS = ("SELECT CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), "
                 "CAST(NULL AS TEXT), CAST(NULL AS TEXT) WHERE 1 = 0")
@@ -67,15 +71,67 @@ EVALUATIONS = f"""_evaluations(test_task_id, train_task_id) AS (
 )"""
 
 
-def tested_cte(ctx: Context, question: str) -> str:
-    """``_tested``: the otest measures of every evaluated training task (needs _evaluations)."""
-    ctx.require(question, OTEST, transformation=TEST)
-    measures = ", ".join(ctx.select_attributes("ot", OTEST, prefix="test_"))
+def tested_cte(ctx: Context, question: str, set_tag: str = OTEST) -> str:
+    """``_tested``: the measures of every evaluated training task in ``set_tag`` (a set of
+    the test transformation, otest by default) (needs _evaluations)."""
+    ctx.require(question, set_tag, transformation=TEST)
+    measures = ", ".join(ctx.select_attributes("ot", set_tag, prefix="test_"))
     return f"""_tested AS (
   SELECT ev.train_task_id, ot.{ctx.task_col(TEST)} AS test_task_id, {measures}
-  FROM {ctx.q(OTEST)} ot
+  FROM {ctx.q(set_tag)} ot
   JOIN _evaluations ev ON ev.test_task_id = ot.{ctx.task_col(TEST)}
 )"""
+
+
+def measure_cte(ctx: Context, question: str, metric: Metric, aggregate: str) -> str:
+    """``_measure(train_task_id, <aggregate>_<metric>)``: per training task, the average
+    (``aggregate`` "avg") or the last recorded number ("last", by insertion) of ``metric``
+    in a set the training produced."""
+    ctx.require(question, metric.set_tag, metric.name, transformation=TRAIN)
+    train, value, table = ctx.task_col(TRAIN), ctx.q(metric.name), ctx.q(metric.set_tag)
+    column = ctx.q(f"{aggregate}_{metric.name}")
+    if aggregate == "avg":
+        return f"""_measure AS (
+  SELECT o.{train} AS train_task_id, AVG(o.{value}) AS {column}
+  FROM {table} o
+  WHERE o.{train} IS NOT NULL AND {ctx.finite('o.' + value)}
+  GROUP BY o.{train}
+)"""
+    return f"""_measure AS (
+  SELECT o.{train} AS train_task_id, o.{value} AS {column}
+  FROM {table} o
+  WHERE o.id = (SELECT MAX(p.id) FROM {table} p
+                WHERE p.{train} = o.{train} AND {ctx.finite('p.' + value)})
+)"""
+
+
+@dataclass
+class Ranking:
+    """How Q3–Q6 rank trainings by a metric: common table expressions giving ``source``
+    (``_tested`` or ``_measure``, one row per training, or per training and test task) with
+    the number to rank by in column ``measure``, and the ``columns`` of ``source`` to show."""
+
+    metric: Metric
+    ctes: list[str]
+    source: str
+    measure: str
+    columns: list[str]
+    note: str
+
+
+def ranking(ctx: Context, question: str, metric: Metric, aggregate: str = "last") -> Ranking:
+    """The :class:`Ranking` by ``metric``: the test measures of the trainings a test task
+    evaluated (``_tested``, needs ``_edges``) where a test produced its set, else per training
+    the ``aggregate`` ("avg" or "last") of the numbers the training recorded (``_measure``)."""
+    if metric.producer == TEST:
+        return Ranking(metric, [EVALUATIONS, tested_cte(ctx, question, metric.set_tag)],
+                       "_tested", ctx.q("test_" + metric.name),
+                       tested_columns(ctx, metric.set_tag),
+                       metric.describe("the value of each test task"))
+    column = ctx.q(f"{aggregate}_{metric.name}")
+    how = "average per training" if aggregate == "avg" else "last value per training"
+    return Ranking(metric, [measure_cte(ctx, question, metric, aggregate)], "_measure",
+                   column, [column], metric.describe(how))
 
 
 def _files(ctx: Context, set_tag: str) -> str:
@@ -169,9 +225,9 @@ def hyperparameters(ctx: Context, training: str) -> tuple[str, str]:
     return columns, f"LEFT JOIN {ctx.q(ITRAIN)} i ON i.{ctx.task_col(TRAIN)} = {training}"
 
 
-def tested_columns(ctx: Context) -> list[str]:
-    """The columns of ``_tested`` after ``train_task_id``."""
-    return ["test_task_id", *(ctx.q("test_" + a) for a in ctx.attributes(OTEST))]
+def tested_columns(ctx: Context, set_tag: str = OTEST) -> list[str]:
+    """The columns of ``_tested`` (of ``set_tag``) after ``train_task_id``."""
+    return ["test_task_id", *(ctx.q("test_" + a) for a in ctx.attributes(set_tag))]
 
 
 def best_trainings(ctx: Context, source: str, measure: str, best: str,

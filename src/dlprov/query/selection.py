@@ -5,33 +5,42 @@ Each builder takes the :class:`Context` and the question's parameters and return
 """
 from __future__ import annotations
 
+import math
+
 from dlprov.errors import QueryError
 from dlprov.model.names import ITRAIN, OTEST, OTRAIN, TRAIN
 from dlprov.query.building import Built, Context, ctes, need
+from dlprov.query.choice import available, choose_metric
 from dlprov.query.models import models_cte, resolve_model
 from dlprov.query.relations import (
-    EVALUATIONS,
+    Ranking,
     best_trainings,
     edges_cte,
     hyperparameters,
-    tested_columns,
-    tested_cte,
+    ranking,
 )
 
 # Relative tolerance of Q1/Q2's learning-rate match: 0.1 * 3 is not 0.3 in binary floats.
 _RELATIVE_TOLERANCE = 1e-9
 
 
-def _number(question: str, name: str, value: object) -> float:
+def _number(question: str, name: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as a finite number, not below zero (above it if ``positive``), or a
+    :class:`QueryError`: no training has an infinite, NaN or negative learning rate or batch
+    size, and a NaN or infinite bound would match every row or none."""
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise QueryError(f"{question.upper()}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        kind = "a positive" if positive else "a finite, non-negative"
+        raise QueryError(f"{question.upper()}: {name} must be {kind} number, got {value!r}")
+    return number
 
 
 def _learning_rate(ctx: Context, question: str, value: float) -> tuple[str, dict]:
-    ctx.require(question, ITRAIN, "learning_rate", transformation=TRAIN)
     value = _number(question, "learning_rate", value)
+    ctx.require(question, ITRAIN, "learning_rate", transformation=TRAIN)
     return (f"ABS(i.{ctx.q('learning_rate')} - :learning_rate) <= :learning_rate_tolerance",
             {"learning_rate": value, "learning_rate_tolerance": abs(value) * _RELATIVE_TOLERANCE})
 
@@ -63,7 +72,7 @@ def q2(ctx: Context, *, learning_rate: float | None = None, batch_size: float | 
     if batch_size is not None:
         ctx.require("q2", ITRAIN, "batch_size", transformation=TRAIN)
         conditions.append(f"i.{ctx.q('batch_size')} = :batch_size")
-        params["batch_size"] = _number("q2", "batch_size", batch_size)
+        params["batch_size"] = _number("q2", "batch_size", batch_size, positive=True)
     if model is not None:
         found_model = resolve_model(ctx, model)
         conditions.append("e.train_task_id = :train_task_id")
@@ -88,23 +97,37 @@ LEFT JOIN _models m ON m.train_task_id = e.train_task_id
 ORDER BY e.train_task_id, m.model_name""", params, notes)
 
 
-def q3(ctx: Context) -> Built:
-    """Hyperparameters of the model with the highest average training accuracy (Listing 4)."""
-    ctx.require("q3", OTRAIN, "accuracy", transformation=TRAIN)
-    train, accuracy = ctx.task_col(TRAIN), ctx.q("accuracy")
-    return Built(ctes(models_cte(ctx), f"""_accuracy AS (
-  SELECT o.{train} AS train_task_id, AVG(o.{accuracy}) AS avg_accuracy
-  FROM {ctx.q(OTRAIN)} o
-  WHERE o.{train} IS NOT NULL AND {ctx.finite('o.' + accuracy)}
-  GROUP BY o.{train}
-)""") + best_trainings(ctx, "_accuracy", "avg_accuracy", "MAX", ["avg_accuracy"]))
+def q3(ctx: Context, *, metric: str | None = None, mode: str | None = None,
+       set_tag: str | None = None) -> Built:
+    """Hyperparameters of the model with the highest average training accuracy (Listing 4), or
+    the best average of another ``metric`` of a set the training produced (``mode`` max or
+    min, see :mod:`dlprov.query.choice`)."""
+    chosen = choose_metric(ctx, "q3", metric, mode, set_tag, "accuracy", OTRAIN)
+    if chosen.producer != TRAIN:
+        raise QueryError(f"Q3 averages a metric over a training's epochs: {chosen.name!r} of "
+                         f"set {chosen.set_tag!r} is a test's; choose a training metric or ask "
+                         f"Q4 (metrics: {available(ctx)})")
+    ranked = ranking(ctx, "q3", chosen, "avg")
+    return Built(ctes(models_cte(ctx), *ranked.ctes)
+                 + best_trainings(ctx, ranked.source, ranked.measure, chosen.best,
+                                  ranked.columns), notes=_noted(ranked))
 
 
-def q4(ctx: Context) -> Built:
-    """Hyperparameters of the model with the highest test accuracy."""
-    ctx.require("q4", OTEST, "accuracy")
-    return Built(ctes(edges_cte(), EVALUATIONS, tested_cte(ctx, "q4"), models_cte(ctx))
-                 + best_trainings(ctx, "_tested", "test_accuracy", "MAX", tested_columns(ctx)))
+def q4(ctx: Context, *, metric: str | None = None, mode: str | None = None,
+       set_tag: str | None = None) -> Built:
+    """Hyperparameters (and test measures) of the model with the highest test accuracy, or
+    the best value of another ``metric`` (``mode`` max or min; of a set the training produced:
+    its last value; see :mod:`dlprov.query.choice`)."""
+    ranked = ranking(ctx, "q4", choose_metric(ctx, "q4", metric, mode, set_tag, "accuracy",
+                                              OTEST))
+    return Built(ctes(edges_cte(), *ranked.ctes, models_cte(ctx))
+                 + best_trainings(ctx, ranked.source, ranked.measure, ranked.metric.best,
+                                  ranked.columns), notes=_noted(ranked))
+
+
+def _noted(ranked: Ranking) -> list[str]:
+    """The metric's note for ``--sql``, where the user chose it."""
+    return [ranked.note] if ranked.metric.chosen else []
 
 
 def q7(ctx: Context, *, model: str | None = None) -> Built:
