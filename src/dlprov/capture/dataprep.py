@@ -20,9 +20,16 @@ import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from dlprov.capture.datasets import Limits
+from dlprov.capture.datasets import Description, Limits
 from dlprov.capture.parameters import NOT_PLAIN, plain
-from dlprov.capture.steps import Step, current_run, current_step, datasets_in, set_names
+from dlprov.capture.steps import (
+    Step,
+    _produced,
+    current_run,
+    current_step,
+    datasets_in,
+    set_names,
+)
 from dlprov.errors import NoActiveRun
 from dlprov.model.names import check_name
 
@@ -183,3 +190,13 @@ def split_arguments(signature: inspect.Signature | None, args: Sequence[Any],
         if value is not NOT_PLAIN:
             params[name] = value
     return inputs, params
+
+
+def producer_of(run: "Run", data: Any,
+                description: Description | None) -> "tuple[Task, str] | None":
+    """The task of ``run`` that produced ``data`` as a step's output, and the set it is in, or
+    None: by content where ``description`` (of the whole data, see
+    :func:`dlprov.capture.datasets.describe`) has a digest, else by object identity. Lets a
+    training (:mod:`dlprov.integrations.data`) use a step's output as a next step would."""
+    fingerprint = description.fingerprint if description is not None else None
+    return _produced(run).producer(data, fingerprint)

@@ -1,6 +1,9 @@
-"""What every framework integration records, once: hyperparameters in ``itrain``, per-epoch
-metrics in ``otrain``, the trained model in ``otrainedmodel`` (and ``trained_model``), test
-metrics in ``otest``, as the DLProv paper's DL dataflow does.
+"""What every framework integration records, once: hyperparameters in ``itrain`` (one name each:
+``lr`` given is ``learning_rate``), the data the training used in ``itraindataset``
+(:mod:`~dlprov.integrations.data`), per-epoch metrics and learning rate (``lr``) in ``otrain``,
+the trained model in ``otrainedmodel`` (and ``trained_model``), test metrics in ``otest``, as
+the DLProv paper's DL dataflow does; metrics logged under a framework's names (``test_acc``) are
+also recorded under the paper's (:data:`CONVENTIONAL_NAMES`).
 
 Names become columns through :mod:`~dlprov.integrations.columns` (names that clean alike get
 distinct columns, each recording the name it stands for); metric values through
@@ -23,6 +26,8 @@ from dlprov.capture.run import run as start_run
 from dlprov.capture.task import Task
 from dlprov.errors import NameRejected, SpecError, ValueRejected
 from dlprov.integrations.columns import assign_columns, attribute_key, label_of, name_key
+from dlprov.integrations.data import ATTRIBUTES as DATA_ATTRIBUTES
+from dlprov.integrations.data import TRAINING_DATA, DataElement, training_data
 from dlprov.integrations.metrics import NotStorable, metric_parts
 from dlprov.integrations.throttle import Throttle
 from dlprov.model.names import (  # noqa: F401  (attribute_name: the integrations' name rule)
@@ -51,6 +56,19 @@ NUM_EPOCHS, BATCH_SIZE, NUM_LAYERS = "NUM_EPOCHS", "BATCH_SIZE", "NUM_LAYERS"
 HYPERPARAMETERS = (OPTIMIZER_NAME, LEARNING_RATE, DECAY, MOMENTUM, NUM_EPOCHS, BATCH_SIZE,
                    NUM_LAYERS)
 
+#: The per-epoch learning rate's column in ``otrain`` (itrain's starting rate is
+#: ``learning_rate``).
+LR = "lr"
+
+#: Conventional metric names of the paper's questions (Q3: ``otrain.accuracy``; Q4, Q5:
+#: ``otest.accuracy``; Q6: ``otest.loss``) and the names frameworks log the same measure under.
+#: Where a set's metrics lack the conventional name and hold exactly one of its aliases, that
+#: value is recorded under the conventional name too (never a value computed by dlprov).
+CONVENTIONAL_NAMES = {
+    OTRAIN: {"accuracy": ("train_accuracy", "train_acc", "acc")},
+    OTEST: {"accuracy": ("test_accuracy", "test_acc", "acc"), "loss": ("test_loss",)},
+}
+
 _EPOCH_ATTRIBUTES = (Attribute("timestamp", AttributeType.TIMESTAMP),
                      Attribute("epoch", AttributeType.NUMERIC),
                      Attribute("elapsed_time", AttributeType.NUMERIC))
@@ -75,13 +93,21 @@ def guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: One name per hyperparameter: a hyperparameter given under the key is recorded under the value
+#: (a LightningModule's ``lr`` is the ``learning_rate`` that Q1 asks about).
+HYPERPARAMETER_ALIASES = {"lr": "learning_rate"}
+
+
 def merge_names(*mappings: Mapping[str, Any] | None) -> dict[str, Any]:
     """The entries of ``mappings``, a later one replacing an earlier one of the same name in
-    any case: ``learning_rate`` given replaces the ``LEARNING_RATE`` derived."""
+    any case: ``learning_rate`` given replaces the ``LEARNING_RATE`` derived. A name of
+    :data:`HYPERPARAMETER_ALIASES` (``lr``) is recorded under its conventional name."""
     found: dict[str, Any] = {}
     names: dict[str, str] = {}
     for mapping in mappings:
         for name, value in (mapping or {}).items():
+            if isinstance(name, str):
+                name = HYPERPARAMETER_ALIASES.get(name_key(name), name)
             earlier = names.get(name_key(label_of(name)))
             if earlier is not None:
                 del found[earlier]
@@ -113,21 +139,60 @@ class TrainingCapture:
         self._store_unreadable = False
 
     # -- training ---------------------------------------------------------------------------
-    def start_training(self, hyperparameters: Mapping[str, Any]) -> Task:
+    def start_training(self, hyperparameters: Mapping[str, Any], data: Any = None) -> Task:
         """Start the train task and record ``hyperparameters`` (one ``itrain`` element; None
-        values are left out)."""
-        self.train_task = self.run.task(TRAIN, depends_on=self.depends_on, uses=self.uses)
+        values are left out) and the ``data`` it used (see :mod:`~dlprov.integrations.data`:
+        an element of ``itraindataset`` each, or the use of a step's output)."""
+        found = self._training_data(data)
+        depends_on, uses = self.depends_on, self.uses
+        producers = {e.producer[0].key: e.producer[0] for e in found if e.producer}
+        if producers:  # as a step after another: depend on it, use the set it made
+            extra = [t for t in depends_on if t.key not in producers]
+            used = {e.producer[1] for e in found if e.producer}
+            used |= set().union(*(t.produced for t in extra)) if uses is None else set(uses)
+            depends_on, uses = [*producers.values(), *extra], sorted(used)
+        self.train_task = self.run.task(TRAIN, depends_on=depends_on, uses=uses)
         values = self._labelled(ITRAIN, "hyperparameter",
-                                ((k, v) for k, v in hyperparameters.items() if v is not None))
+                                ((k, v) for k, v in merge_names(hyperparameters).items()
+                                 if v is not None))
         row, _ = self._columns(ITRAIN, "hyperparameter", values)
         if row:
             self.train_task.input(ITRAIN, **row)
+        self._record_data([e for e in found if e.producer is None])
         return self.train_task
 
-    def epoch(self, epoch: int, metrics: Mapping[str, Any], elapsed_time: float | None) -> None:
-        """Record one epoch: its metrics (see :mod:`~dlprov.integrations.metrics`), its
-        elapsed time and a timestamp."""
+    def record_data(self, data: Any) -> None:
+        """Record more data the running training used (validation data a framework loads
+        once validation starts): an element of ``itraindataset`` each, described even if a
+        step produced it (the train task's dependencies were fixed when it started)."""
+        self._record_data(self._training_data(data, producers=False))
+
+    def _record_data(self, found: list[DataElement]) -> None:
+        if found:
+            self.run.declare_set(TRAINING_DATA, DATA_ATTRIBUTES)
+            for element in found:
+                self._task().input(TRAINING_DATA, **element.values)
+
+    def _training_data(self, data: Any, producers: bool = True) -> list[DataElement]:
+        if data is None:
+            return []
+        try:
+            return training_data(data, self.run if producers else None)
+        except Exception as exc:  # noqa: BLE001 - the training is recorded without its data
+            throttle.warn(("data", type(exc).__name__), "dlprov: the data of the training "
+                          "is not recorded: %s: %s", type(exc).__name__, str(exc))
+            return []
+
+    def epoch(self, epoch: int, metrics: Mapping[str, Any], elapsed_time: float | None,
+              lr: float | None = None) -> None:
+        """Record one epoch: its metrics (see :mod:`~dlprov.integrations.metrics`; with their
+        :data:`CONVENTIONAL_NAMES`), its learning rate ``lr`` (column ``lr``, unless a metric
+        of that name is given), its elapsed time and a timestamp."""
         own = {"timestamp": datetime.now(), "epoch": epoch, "elapsed_time": elapsed_time}
+        metrics = conventional(OTRAIN, metrics)
+        if lr is not None and not any(isinstance(n, str) and name_key(n) == LR
+                                      for n in metrics):
+            metrics[LR] = lr
         row = self.metric_row(OTRAIN, metrics, _EPOCH_ATTRIBUTES, own)
         self._task().output(OTRAIN, **own, **row)
 
@@ -145,7 +210,7 @@ class TrainingCapture:
     def test(self, metrics: Mapping[str, Any]) -> None:
         """Record test metrics (``otest``) in a test task that used the trained model."""
         own = {"timestamp": datetime.now()}
-        row = self.metric_row(OTEST, metrics, _TEST_ATTRIBUTES, own)
+        row = self.metric_row(OTEST, conventional(OTEST, metrics), _TEST_ATTRIBUTES, own)
         if self.test_task is None:
             produced = self.train_task.produced if self.train_task else set()
             self.test_task = self.run.task(
@@ -309,6 +374,21 @@ class TrainingCapture:
     def _refuse(set_tag: str, what: str, label: str, reason: str) -> None:
         throttle.warn(("left out", set_tag, what, label),
                       "dlprov: set %r: %s %r left out: %s", set_tag, what, label, reason)
+
+
+def conventional(set_tag: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics`` with the :data:`CONVENTIONAL_NAMES` of ``set_tag`` they lack, each the
+    value of its one alias present (none where there are none or several)."""
+    metrics = dict(metrics)
+    names = CONVENTIONAL_NAMES.get(set_tag)
+    if not names:
+        return metrics
+    keys = {name_key(n): n for n in metrics if isinstance(n, str)}
+    for name, aliases in names.items():
+        present = [keys[a] for a in aliases if a in keys]
+        if name not in keys and len(present) == 1:
+            metrics[name] = metrics[present[0]]
+    return metrics
 
 
 def _fit(set_tag: str, attribute: Attribute, value: Any) -> Any:

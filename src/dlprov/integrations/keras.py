@@ -7,8 +7,12 @@ Two ways in, both recording through :class:`~dlprov.integrations.common.Training
 * :func:`provenance`, the paper's ``model.provenance(...)``: it attaches such a callback to one
   model so that its later ``fit`` and ``evaluate`` calls record without being told.
 
-What is recorded: the hyperparameters chosen (``itrain``), one ``otrain`` element per epoch with
-every metric in Keras' logs (training and ``val_*``) and the epoch's elapsed time, the model saved
+What is recorded: the hyperparameters chosen (``itrain``), the data ``fit`` was given
+(``itraindataset``: ``x``, ``y``, ``validation_data``, as fit trains on them after
+``validation_split``; see :mod:`dlprov.integrations.data`), one ``otrain`` element per epoch with
+every metric in Keras' logs (training and ``val_*``), the epoch's learning rate (``lr``: the
+rate of its first step, after a ``LearningRateScheduler`` set it; Keras' own ``learning_rate``
+log entry is not stored twice) and elapsed time, the model saved
 as ``.keras`` at the end of training (``otrainedmodel`` and ``trained_model``), the metrics of
 ``evaluate`` (``otest``) and, with ``adaptation=True``, learning-rate changes (``oadaptation``).
 Epochs are numbered from 1, as Keras' progress bar shows them.
@@ -125,6 +129,7 @@ class _ProvenanceHooks:
         self.model_path: str | None = None
         self._epoch, self._epoch_started, self._test_started = 1, 0.0, 0.0
         self._learning_rate: float | None = None
+        self._epoch_rate: float | None = None
 
     # -- training ---------------------------------------------------------------------------
     @guarded
@@ -133,27 +138,36 @@ class _ProvenanceHooks:
             self.close()  # a second fit is a training of its own
         capture = self._open_capture()
         # An unreadable hyperparameter must not cost the epochs: record the training without.
-        capture.start_training(guarded(self.hyperparameter_values)() or {})
+        capture.start_training(guarded(self.hyperparameter_values)() or {},
+                               guarded(self.training_data)())
         self._learning_rate = _number(_learning_rate(self.model.optimizer))
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._epoch, self._epoch_started = epoch + 1, time.perf_counter()
+        self._epoch_rate = None
 
     @guarded
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         # The first step of an epoch runs with the rate every on_epoch_begin/_end set.
-        if batch == 0 and self.adaptation and self._training():
-            rate = _number(_learning_rate(self.model.optimizer))
-            if rate is not None and rate != self._learning_rate:
-                self.capture.train_task.output(  # type: ignore[union-attr]
-                    OADAPTATION, epoch=self._epoch, new_lrate=rate, timestamp=datetime.now())
-                self._learning_rate = rate
+        if batch != 0 or not self._training():
+            return
+        rate = self._epoch_rate = _number(_learning_rate(self.model.optimizer))
+        if self.adaptation and rate is not None and rate != self._learning_rate:
+            self.capture.train_task.output(  # type: ignore[union-attr]
+                OADAPTATION, epoch=self._epoch, new_lrate=rate, timestamp=datetime.now())
+            self._learning_rate = rate
 
     @guarded
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self._training():
-            self.capture.epoch(epoch + 1, dict(logs or {}),  # type: ignore[union-attr]
-                               time.perf_counter() - self._epoch_started)
+            metrics = dict(logs or {})
+            # Keras' rate callbacks log the rate as learning_rate (ReduceLROnPlateau: the one
+            # set for the next epoch); otrain has one name for it: lr, the epoch's own rate.
+            metrics.pop("learning_rate", None)
+            rate = self._epoch_rate if self._epoch_rate is not None \
+                else _number(_learning_rate(self.model.optimizer))
+            self.capture.epoch(epoch + 1, metrics,  # type: ignore[union-attr]
+                               time.perf_counter() - self._epoch_started, rate)
 
     @guarded
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
@@ -206,6 +220,14 @@ class _ProvenanceHooks:
         if self.selected.get(DECAY) and getattr(optimizer, "weight_decay", None) is not None:
             values["weight_decay"] = _number(optimizer.weight_decay)
         return merge_names(values, self.extra_hyperparameters)  # yours replace ours, any case
+
+    def training_data(self) -> dict[str, Any]:
+        """The data ``fit`` was given, as it trains on it (after ``validation_split``): ``x``,
+        ``y`` and ``validation_data``."""
+        frame = _fit_frame(self.model)
+        if frame is None:
+            return {}
+        return {name: frame.f_locals.get(name) for name in ("x", "y", "validation_data")}
 
     # -- end --------------------------------------------------------------------------------
     @guarded

@@ -39,6 +39,7 @@ from dlprov.integrations.common import BATCH_SIZE, NUM_EPOCHS, NUM_LAYERS, guard
 from dlprov.integrations.torch import (
     TorchCapture,
     check_arguments,
+    current_learning_rate,
     derived_hyperparameters,
     optimizer_hyperparameters,
 )
@@ -62,13 +63,21 @@ class ProvenanceCallback(pl.Callback):
     shows: ``optimizer_name``, ``learning_rate``, ``momentum``, ``weight_decay`` (first
     optimizer), ``num_epochs`` (``max_epochs``), ``batch_size`` (the datamodule's, else the
     training data loader's), ``num_layers`` (modules with weights of their own); then by
-    ``hyperparameters``. They are collected when fit starts and recorded, with the train task,
-    when training starts (after the sanity check, once the data loader is known); a fit that
-    fails before that is still a failed train task. Each epoch is recorded once its metrics
-    are final: when the next one starts or training ends, so that metrics logged in
-    ``LightningModule.on_train_epoch_end`` (which runs after callbacks' hooks) are included;
-    validation metrics only in the epochs in which validation ran. ``log_every_n_steps``: also record every n-th training batch (the
-    scalars ``training_step`` returned) in ``otrainbatch``.
+    ``hyperparameters``; a module's ``lr`` hyperparameter is recorded as ``learning_rate``.
+    They are collected when fit starts and recorded, with the train task, when training starts
+    (after the sanity check, once the data loader is known); a fit that fails before that is
+    still a failed train task. The data of the trainer's training and validation loaders (their
+    ``dataset``: tensors, arrays, files; see :mod:`dlprov.integrations.data`) is recorded in
+    ``itraindataset`` (labels ``train``, ``val``), so that Q11 answers; the validation data
+    when validation first runs if no sanity check loaded it before.
+
+    Each epoch is recorded once its metrics are final: when the next one starts or training
+    ends, so that metrics logged in ``LightningModule.on_train_epoch_end`` (which runs after
+    callbacks' hooks) are included; validation metrics only in the epochs in which validation
+    ran; the epoch's learning rate (the first optimizer's as the epoch started, after an epoch
+    scheduler's step) as ``lr``, unless the module logs ``lr`` itself. ``log_every_n_steps``:
+    also record every n-th training batch (the scalars ``training_step`` returned) in
+    ``otrainbatch``.
 
     ``save_model``: save a checkpoint with ``trainer.save_checkpoint`` at the end of fit, into
     ``model_dir`` (default ``<default_root_dir>/models``) as ``<model_name>-<id>.ckpt``
@@ -96,8 +105,10 @@ class ProvenanceCallback(pl.Callback):
         self.capture: TorchCapture | None = None
         self.model_path: str | None = None
         self._pending_hyperparameters: dict[str, Any] | None = None
-        self._pending_epoch: tuple[int, float, bool] | None = None
+        self._pending_epoch: tuple[int, float, bool, float | None] | None = None
         self._epoch_started = 0.0
+        self._epoch_rate: float | None = None
+        self._validation_data_recorded = False
         self._batches = 0
         self._before_validation: dict[str, Any] = {}
         self._validation_keys: set[str] = set()
@@ -130,11 +141,17 @@ class ProvenanceCallback(pl.Callback):
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._record_epoch(trainer)
         self._epoch_started = time.perf_counter()
+        # the rate this epoch trains with: epoch-interval schedulers step after its end
+        self._epoch_rate = current_learning_rate(trainer.optimizers[0]) \
+            if trainer.optimizers else None
 
     @guarded
     def on_validation_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._fitting(trainer) and not trainer.sanity_checking:
             self._before_validation = dict(trainer.callback_metrics)
+            if not self._validation_data_recorded:  # loaded now: no sanity check ran
+                self._validation_data_recorded = True
+                self.capture.record_data({"val": trainer.val_dataloaders})  # type: ignore
 
     @guarded
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -164,7 +181,7 @@ class ProvenanceCallback(pl.Callback):
         if self._fitting(trainer):
             epoch = trainer.current_epoch
             self._pending_epoch = (epoch, time.perf_counter() - self._epoch_started,
-                                   self._validated_epoch == epoch)
+                                   self._validated_epoch == epoch, self._epoch_rate)
 
     @guarded
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -222,19 +239,22 @@ class ProvenanceCallback(pl.Callback):
             return
         if values.get("batch_size") is None:
             values["batch_size"] = _batch_size(trainer.train_dataloader)
-        self.capture.start_training(values)
+        # the loaders as given (a dict or list of them too), never iterated
+        self._validation_data_recorded = trainer.val_dataloaders is not None
+        self.capture.start_training(values, {"train": trainer.train_dataloader,
+                                             "val": trainer.val_dataloaders})
 
     @guarded
     def _record_epoch(self, trainer: "pl.Trainer") -> None:
         pending, self._pending_epoch = self._pending_epoch, None
         if pending is None or self.capture is None:
             return
-        epoch, elapsed, validated = pending
+        epoch, elapsed, validated, rate = pending
         metrics = dict(trainer.callback_metrics)
         if not validated:
             for key in self._validation_keys:
                 metrics.pop(key, None)
-        self.capture.epoch(epoch, metrics, elapsed)
+        self.capture.epoch(epoch, metrics, elapsed, rate)
 
     @guarded
     def _save_checkpoint(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

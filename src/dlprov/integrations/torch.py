@@ -9,8 +9,9 @@
         log.test(loss=test_loss, accuracy=test_accuracy)
 
 What is recorded (through :class:`~dlprov.integrations.common.TrainingCapture`): the
-hyperparameters (``itrain``) read from the optimizer, the model and the arguments; one ``otrain``
-element per :meth:`TrainingLog.epoch_end` with its elapsed time; optionally one ``otrainbatch``
+hyperparameters (``itrain``) read from the optimizer, the model and the arguments; the data
+given as ``data=`` (``itraindataset``); one ``otrain`` element per :meth:`TrainingLog.epoch_end`
+with its elapsed time and the optimizer's learning rate (``lr``); optionally one ``otrainbatch``
 element per :meth:`TrainingLog.batch_end`; the saved model (``otrainedmodel`` and
 ``trained_model``); the test metrics (``otest``) of a test task that used that model.
 
@@ -59,7 +60,7 @@ from dlprov.model.names import check_name, task_column
 from dlprov.model.spec import Attribute, AttributeType
 
 __all__ = ["track_training", "TrainingLog", "TorchCapture", "optimizer_hyperparameters",
-           "check_arguments", "OTRAINBATCH", "WEIGHT_DECAY"]
+           "current_learning_rate", "check_arguments", "OTRAINBATCH", "WEIGHT_DECAY"]
 
 OTRAINBATCH = "otrainbatch"
 WEIGHT_DECAY = "WEIGHT_DECAY"
@@ -85,6 +86,18 @@ def optimizer_hyperparameters(optimizer: Any) -> dict[str, Any]:
     return {OPTIMIZER_NAME: type(optimizer).__name__.lower(),
             LEARNING_RATE: group.get("initial_lr", group.get("lr")),
             MOMENTUM: group.get("momentum"), WEIGHT_DECAY: group.get("weight_decay")}
+
+
+def current_learning_rate(optimizer: Any) -> float | None:
+    """The learning rate the first parameter group of a ``torch.optim`` optimizer (or
+    Lightning's wrapper of one) uses now: a scheduler's current one, not where it started."""
+    inner = getattr(optimizer, "optimizer", None)
+    if inner is not None and hasattr(inner, "param_groups"):
+        optimizer = inner
+    groups = getattr(optimizer, "param_groups", None)
+    rate = groups[0].get("lr") if groups else None
+    rate = plain_value(rate) if rate is not None else None
+    return float(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
 
 
 def plain_value(value: Any) -> Any:
@@ -120,8 +133,8 @@ class TorchCapture(TrainingCapture):
         if self._own_run:
             _OPEN.add(self)
 
-    def start_training(self, hyperparameters: Mapping[str, Any]) -> Task:
-        return super().start_training(_plain_hyperparameters(hyperparameters))
+    def start_training(self, hyperparameters: Mapping[str, Any], data: Any = None) -> Task:
+        return super().start_training(_plain_hyperparameters(hyperparameters), data)
 
     def batch(self, step: int, epoch: int | None, metrics: Mapping[str, Any]) -> None:
         """Record one batch (``otrainbatch``): its metrics, epoch, step and timestamp."""
@@ -203,7 +216,7 @@ class TrainingLog:
                  optimizer: Any = None, epochs: int | None = None, batch_size: int | None = None,
                  hyperparameters: Mapping[str, Any] | None = None, run: Run | None = None,
                  depends_on: Iterable[Task] = (), uses: Iterable[str] | None = None,
-                 log_every_n_steps: int = 1, **run_options: Any) -> None:
+                 data: Any = None, log_every_n_steps: int = 1, **run_options: Any) -> None:
         check_arguments(dataflow_tag, run, run_options, hyperparameters, epochs=epochs,
                         batch_size=batch_size, log_every_n_steps=log_every_n_steps)
         self.model, self.optimizer, self.log_every_n_steps = model, optimizer, log_every_n_steps
@@ -217,6 +230,7 @@ class TrainingLog:
         self._mark = time.perf_counter()
         self._epoch_started: float | None = None
         self._epoch: int | None = None
+        self._epoch_rate: float | None = None
         self._epochs_done = self._batches = 0
         self._closed = False
         try:
@@ -228,11 +242,11 @@ class TrainingLog:
             log.warning("dlprov: cannot start capturing %r, training goes on: %s: %s",
                         dataflow_tag, type(exc).__name__, exc)
             return
-        self._start_training()
+        self._start_training(data)
 
     @guarded
-    def _start_training(self) -> None:
-        self.capture.start_training(self.hyperparameters)  # type: ignore[union-attr]
+    def _start_training(self, data: Any) -> None:
+        self.capture.start_training(self.hyperparameters, data)  # type: ignore[union-attr]
 
     # -- what the loop calls ----------------------------------------------------------------
     @property
@@ -245,6 +259,7 @@ class TrainingLog:
         :meth:`epoch_end`, or the start of training); ``epoch`` numbers its batches."""
         self._epoch_started = time.perf_counter()
         self._epoch = epoch
+        self._epoch_rate = current_learning_rate(self.optimizer)
 
     def epoch_end(self, epoch: int, /, *, elapsed_time: float | None = None,
                   **metrics: Any) -> None:
@@ -253,14 +268,18 @@ class TrainingLog:
         own, see ``dlprov schema``): numbers and 0-d tensors, text, small tensors element by
         element; what cannot be stored is left out with a warning
         (:mod:`dlprov.integrations.metrics`). ``elapsed_time`` (seconds) is measured if not
-        given."""
+        given. The optimizer's learning rate is recorded as ``lr`` (unless a metric of that
+        name is given): the one read by :meth:`epoch_start` if it was called, else the one
+        now, so call this before ``scheduler.step()``, or call :meth:`epoch_start`."""
         now = time.perf_counter()
         if elapsed_time is None:
             elapsed_time = now - (self._epoch_started if self._epoch_started is not None
                                   else self._mark)
-        self._mark, self._epoch_started, self._epoch = now, None, None
+        rate = self._epoch_rate if self._epoch_rate is not None \
+            else current_learning_rate(self.optimizer)
+        self._mark, self._epoch_started, self._epoch, self._epoch_rate = now, None, None, None
         self._epochs_done += 1
-        self._record_epoch(epoch, metrics, elapsed_time)
+        self._record_epoch(epoch, metrics, elapsed_time, rate)
 
     def batch_end(self, step: int | None = None, /, *, epoch: int | None = None,
                   **metrics: Any) -> None:
@@ -319,9 +338,10 @@ class TrainingLog:
 
     # -- each guarded on its own: one failing leaves the others to run -----------------------
     @guarded
-    def _record_epoch(self, epoch: int, metrics: Mapping[str, Any], elapsed: float) -> None:
+    def _record_epoch(self, epoch: int, metrics: Mapping[str, Any], elapsed: float,
+                      rate: float | None) -> None:
         if self._capturing():
-            self.capture.epoch(epoch, metrics, elapsed)  # type: ignore[union-attr]
+            self.capture.epoch(epoch, metrics, elapsed, rate)  # type: ignore[union-attr]
 
     @guarded
     def _record_batch(self, step: int, epoch: int, metrics: Mapping[str, Any]) -> None:
@@ -366,7 +386,13 @@ def track_training(dataflow_tag: str | None = None, **options: Any) -> TrainingL
     the tasks and sets the training used. The hyperparameters (``itrain``) are derived from
     ``optimizer`` (``optimizer_name``, ``learning_rate``, ``momentum``, ``weight_decay``),
     ``model`` (``num_layers``: modules with weights of their own), ``epochs`` (``num_epochs``)
-    and ``batch_size``; ``hyperparameters`` adds to and overrides them. ``log_every_n_steps``
+    and ``batch_size``; ``hyperparameters`` adds to and overrides them (``lr`` is recorded as
+    ``learning_rate``). ``data`` names the data the training used, e.g. ``{"train": x_train,
+    "val": val_loader}`` (arrays, tensors, paths, datasets, data loaders: see
+    :mod:`dlprov.integrations.data`): each is an element of ``itraindataset`` with its shape,
+    record count, digest and path, or, if a step of ``run`` produced it, the train task uses
+    that step's output; ``dlprov.query.q11(model)`` lists them. Each epoch's learning rate is
+    recorded in ``otrain`` as ``lr`` (see :meth:`TrainingLog.epoch_end`). ``log_every_n_steps``
     thins :meth:`TrainingLog.batch_end`. Other options (``store``, ``exec_tag``, ``user``,
     ``capture_environment``, ...) start the run as :func:`dlprov.run` does.
     """
