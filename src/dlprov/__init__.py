@@ -10,9 +10,8 @@ The public surface::
 
 The DfAnalyzer-compatible API lives in :mod:`dlprov.dfa`.
 """
-from dlprov.capture.dataprep import prepare, saved, step, use_run
-from dlprov.capture.run import Run, attach, run
-from dlprov.capture.task import Task
+from __future__ import annotations
+
 from dlprov.errors import (
     DlprovError,
     NameRejected,
@@ -27,10 +26,19 @@ from dlprov.errors import (
     TaskEnded,
     ValueRejected,
 )
-from dlprov.model.spec import Attribute, AttributeType, DataflowSpec
-from dlprov.query import describe, list_runs, list_tasks, sql
+from dlprov.lazy import lazy_names as _lazy_names, names_from as _names_from
 
 __version__ = "0.1.0"
+
+# The capture and query APIs are imported on first use, so that a command line that only
+# reads a store does not import the whole package (see benchmarks/cli_startup.py).
+__getattr__, __dir__ = _lazy_names(__name__, {
+    **_names_from("dlprov.capture.dataprep", ("prepare", "saved", "step", "use_run")),
+    **_names_from("dlprov.capture.run", ("Run", "attach", "run")),
+    **_names_from("dlprov.capture.task", ("Task",)),
+    **_names_from("dlprov.model.spec", ("Attribute", "AttributeType", "DataflowSpec")),
+    **_names_from("dlprov.query", ("describe", "list_runs", "list_tasks", "sql")),
+}, globals())
 
 __all__ = [
     "run", "attach", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",

@@ -9,15 +9,9 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlprov import __version__
-from dlprov.cli.export import export
-from dlprov.cli.graph import graph
-from dlprov.cli.imports import import_command
-from dlprov.cli.neo4j import neo4j
+from dlprov.cli.lazy import LazyGroup
 from dlprov.cli.options import dataflow_option, format_option
 from dlprov.cli.output import render, render_records
-from dlprov.cli.package import inspect_command, keygen_command, package_command, verify_command
-from dlprov.cli.query import query
-from dlprov.cli.serve import serve
 from dlprov.errors import DlprovError, StoreUnavailable
 from dlprov.query.guard import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, TIMEOUT_ENV
 from dlprov.store.engine import resolve_store_url
@@ -25,7 +19,7 @@ from dlprov.store import failures
 from dlprov.store.store import Store
 
 
-class _Group(click.Group):
+class _Group(LazyGroup):
     """Turns dlprov's own errors, and the database's or the system's while a store is used
     (damaged, locked, read-only, unreachable), into one line and exit code 1, not a traceback."""
 
@@ -76,16 +70,66 @@ def _store(ctx: click.Context) -> Store:
 
 
 @cli.command()
-@dataflow_option
+@click.option("--dataflow", "-d", "df_tag", metavar="TAG",
+              help="Only the runs of this dataflow (default: the runs of every dataflow).")
+@click.option("--where", "-w", "where", multiple=True, metavar="EXPR",
+              help="Keep the runs where EXPR holds: COLUMN OP VALUE, OP one of = != < <= > >= "
+                   "~ (contains), e.g. learning_rate=0.001, otest.accuracy:best>0.9, "
+                   "status=failed, tag.team=vision. Repeat to require several.")
+@click.option("--sort", metavar="COLUMN[:desc]",
+              help="Sort by COLUMN, ascending or with :desc descending (runs without the "
+                   "value last; default: newest first).")
+@click.option("--columns", "-c", multiple=True, metavar="COL,...",
+              help="The columns to show (comma-separated or repeated; 'all': every one). "
+                   "Default: a compact set in a table, every column in csv and json.")
+@click.option("--limit", "-n", type=click.IntRange(1), metavar="N", help="At most N runs.")
 @format_option
 @click.pass_context
-def runs(ctx: click.Context, df_tag: str | None, fmt: str) -> None:
-    """List executions (df_exec) with status, duration and task counts, newest first."""
-    from dlprov.query.catalogue import list_runs
-    rows = list_runs(_store(ctx), df_tag)
-    click.echo(render_records(rows, ["id", "exec_tag", "df_tag", "status", "start_time",
-                                     "duration_s", "tasks", "failed_tasks", "hostname",
-                                     "username"], fmt))
+def runs(ctx: click.Context, df_tag: str | None, where: tuple[str, ...], sort: str | None,
+         columns: tuple[str, ...], limit: int | None, fmt: str) -> None:
+    """List executions (df_exec), newest first: status, duration, tags, hyperparameters (the
+    training's input sets: itrain.NAME) and metrics (otrain.NAME:last|best|mean, likewise
+    otest). A bare NAME stands for the hyperparameter, else the otest then otrain metric
+    (:last). See docs/runs.md."""
+    from dlprov.query.runs import display_value, runs_table, select_runs, shown_columns
+    table = runs_table(_store(ctx), df_tag)
+    shown = shown_columns(table, columns, everything=fmt != "table")
+    rows = select_runs(table, where, sort, limit)
+    if fmt != "json":
+        rows = [{c: display_value(row.get(c)) for c in shown} for row in rows]
+    click.echo(render_records(rows, shown, fmt))
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.pass_context
+def tag(ctx: click.Context, run: str, pairs: tuple[str, ...]) -> None:
+    """Tag execution RUN (its exec tag or id): KEY=VALUE sets a tag, KEY= removes it."""
+    from dlprov.capture.annotate import tag_run
+    tags: dict[str, str | None] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="KEY=VALUE")
+        tags[key] = value or None
+    exec_tag = tag_run(run, tags, store=_store(ctx))
+    click.echo(f"tagged {exec_tag}: " + ", ".join(
+        f"{k}={v}" if v is not None else f"{k} removed" for k, v in tags.items()))
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("text")
+@click.option("--append", "-a", is_flag=True, help="Add TEXT as a new line of the notes.")
+@click.pass_context
+def note(ctx: click.Context, run: str, text: str, append: bool) -> None:
+    """Set the notes of execution RUN (its exec tag or id) to TEXT ('-': standard input)."""
+    from dlprov.capture.annotate import note_run
+    if text == "-":
+        text = sys.stdin.read()
+    exec_tag = note_run(run, text, append=append, store=_store(ctx))
+    click.echo(f"noted {exec_tag}")
 
 
 @cli.command()
@@ -229,16 +273,20 @@ def migrate(source: str, target: str) -> None:
     click.echo(f"migrated {report.total} rows in {len(report.rows)} tables")
 
 
-cli.add_command(export)
-cli.add_command(query)
-cli.add_command(import_command)
-cli.add_command(serve)
-cli.add_command(graph)
-cli.add_command(neo4j)
-cli.add_command(package_command)
-cli.add_command(verify_command)
-cli.add_command(inspect_command)
-cli.add_command(keygen_command)
+# Commands in their own modules, imported when used (dlprov.cli.lazy): startup stays short.
+for _name, _target in {
+        "export": "dlprov.cli.export:export",
+        "query": "dlprov.cli.query:query",
+        "metrics": "dlprov.cli.metrics:metrics",
+        "import": "dlprov.cli.imports:import_command",
+        "serve": "dlprov.cli.serve:serve",
+        "graph": "dlprov.cli.graph:graph",
+        "neo4j": "dlprov.cli.neo4j:neo4j",
+        "package": "dlprov.cli.package:package_command",
+        "verify": "dlprov.cli.package:verify_command",
+        "inspect": "dlprov.cli.package:inspect_command",
+        "keygen": "dlprov.cli.package:keygen_command"}.items():
+    cli.add_lazy(_name, _target)
 
 
 def main() -> None:

@@ -199,44 +199,9 @@ def run_demo(*, store: Store | None = None, candidates: int = 4, epochs: int = 8
 
 def report(store: Store, chosen: list[Candidate], executions: int,
            echo: Callable[[str], None] = print) -> None:
-    """Print the latest ``executions`` runs, Listing 4's answer and the answers to Q1–Q12."""
-    from dlprov.cli.output import render, render_records
-    from dlprov.query.catalogue import list_runs
-    from dlprov.query.sql import sql
+    """Print the story of the latest ``executions`` runs: what ran, Listing 4's answer, the
+    answers to Q1–Q12 in brief (Q7–Q12 about the model Q4 chooses) and where to look next."""
+    from dlprov.demo.story import tell
 
-    echo(f"\nStore: {store.safe_url}\n")
-    echo(render_records(list_runs(store, DATAFLOW)[:executions],
-                        ["id", "exec_tag", "status", "duration_s", "tasks", "failed_tasks"]))
-    echo("\nListing 4 (hyperparameters of the model with the highest average training accuracy):")
-    result = sql(LISTING_4, store=store, dataflow=DATAFLOW)
-    echo(render(result.columns, result.rows))
-    answer_questions(store, chosen, echo)
-
-
-def answer_questions(store: Store, chosen: list[Candidate],
-                     echo: Callable[[str], None] = print) -> None:
-    """Print the answers to the paper's Q1–Q12; Q7–Q12 are about the model Q4 selects."""
-    from dlprov.cli.output import render
-    from dlprov.query.questions import QUESTIONS, ask
-
-    def show(question: str, about: str = "", **params) -> list[dict]:
-        result = ask(question, store=store, dataflow=DATAFLOW, **params)
-        echo(f"\n{question.upper()} {QUESTIONS[question].title}{about}")
-        if len(result.rows) == 1 and len(result.columns) > 6:  # one wide answer: one per line
-            echo(render(["field", "value"], list(zip(result.columns, result.rows[0]))))
-        else:
-            echo(render(result.columns, result.rows))
-        return result.records()
-
-    learning_rate = chosen[0].learning_rate
-    show("q1", f" (learning rate {learning_rate:g})", learning_rate=learning_rate)
-    show("q2", " (every training)")
-    show("q3")
-    best = show("q4")
-    show("q5")
-    show("q6", " (training set train.npz)", training_set="train.npz")
-    if not best or best[0]["model_id"] is None:
-        return
-    model, name = best[0]["model_id"], best[0]["model_name"]
-    for question in ("q7", "q8", "q9", "q10", "q11", "q12"):
-        show(question, f" (model {name}, {model}, the one Q4 selects)", model=model)
+    tell(store, DATAFLOW, LISTING_4, executions, learning_rate=chosen[0].learning_rate,
+         training_set="train.npz", echo=echo)
