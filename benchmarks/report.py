@@ -32,6 +32,7 @@ BENCHMARKS = (
     ("export", "PROV export at scale"),
     ("faults", "Faults during a run"),
     ("imports", "PROV import memory"),
+    ("cli_startup", "CLI start-up"),
 )
 
 
