@@ -136,3 +136,20 @@ def test_a_long_tag_and_a_long_set_name_are_refused_at_the_call(backend, tmp_pat
                     train.output("otrainedmodel", model_name="m")
         assert sql("SELECT loss FROM otrain", store=url, dataflow=tag).rows == [(0.5,)]
         assert run.recorder.rejected == 0
+
+
+def test_the_dfa_api_keeps_the_tag_as_written(store_path, monkeypatch):
+    monkeypatch.setenv("DLPROV_CAPTURE_ENVIRONMENT", "0")
+    from dlprov.dfa import (Attribute, DataSet, Dataflow, Element, Set, SetType, Task,
+                            Transformation, end_execution)
+    dataflow = Dataflow("KerasProv-example", transformations=[Transformation("Train", [
+        Set("oTrain", SetType.OUTPUT, [Attribute("loss", "numeric")])])])
+    dataflow.save()
+    task = Task(1, dataflow, "kp-1", "Train")
+    task.begin()
+    task.add_dataset(DataSet("oTrain", [Element([0.5])]))
+    task.end()
+    end_execution("kp-1")
+    assert [run["df_tag"] for run in list_runs(str(store_path))] == ["KerasProv-example"]
+    found = sql('SET SCHEMA "kerasprov-example"; SELECT loss FROM otrain', store=str(store_path))
+    assert found.rows == [(0.5,)]

@@ -24,7 +24,10 @@ import json
 from datetime import datetime
 
 import httpx
+from click.testing import CliRunner
 
+from dlprov.cli.main import cli
+from dlprov.query.catalogue import list_tasks
 from dlprov.server.background import serve_in_thread
 
 NUM_MSG = 3  # the script sends 50 at 0.1 s intervals; three show the same
@@ -178,7 +181,7 @@ def mnist_torch_posts(df: str, exec_tag: str, epochs: int = 2) -> list[dict]:
     return posts
 
 
-def test_mnist_torch_through_the_default_url_stores_every_element_once(server, sql):
+def test_mnist_torch_through_the_default_url_stores_every_element_once(server, store_path, sql):
     exec_tag = "example-" + str(datetime.now())
     default_url = server + "/"  # DFA_URL's default ends in "/": the client posts to //pde/...
     posts = mnist_torch_posts("example", exec_tag)
@@ -208,14 +211,17 @@ def test_mnist_torch_through_the_default_url_stores_every_element_once(server, s
     assert set(sql("SELECT task_id, depends_on_id FROM task_dependency")) == {
         (ids[2], ids[1]), (ids[3], ids[2]), (ids[4], ids[3]), (ids[5], ids[4]),
         (ids[6], ids[4]), (ids[6], ids[5])}
-    # the end-only task: start = end
+    # the end-only task: start = end, and the warning kept with it for `dlprov tasks`
     assert sql("SELECT start_time = end_time FROM task WHERE id = ?", ids[2]) == [(1,)]
+    shown = {row["identifier"]: row["warnings"] or "" for row in list_tasks(exec_tag, store_path)}
+    assert "without a start time" in shown[2]
+    assert "no transformation 'randomhorizontal'" in shown[2]
     # the run is the client's: its host from the hardware JSON, no pid, open
     assert sql("SELECT hostname, pid, status FROM dataflow_execution WHERE tag = ?",
                exec_tag) == [("client-host", None, "running")]
 
 
-def test_extra_values_and_unresolved_dependencies_are_kept(server, sql):
+def test_extra_values_and_unresolved_dependencies_are_kept(server, store_path, sql):
     exec_tag = "extra-1"
     with httpx.Client(base_url=server) as http:
         assert http.post("/pde/dataflow/json",
@@ -229,6 +235,9 @@ def test_extra_values_and_unresolved_dependencies_are_kept(server, sql):
         (0.5, 80.0, json.dumps({"extra": ["more", "7"]}))]
     [(output,)] = sql("SELECT output_msg FROM task WHERE df_exec = ?", exec_tag)
     assert "unresolved" in output and "task 99" in output
+    result = CliRunner().invoke(cli, ["--store", str(store_path), "tasks", exec_tag, "--format", "json"])
+    [row] = json.loads(result.output)
+    assert "task 99" in row["warnings"] and "unresolved" in row["warnings"]
 
 
 def test_client_runs_stay_open_and_go_on_after_a_restart(store_path, sql, monkeypatch):

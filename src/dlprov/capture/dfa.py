@@ -48,6 +48,7 @@ from dlprov.capture.specbook import specbook_for
 from dlprov.capture.task import RUNNING
 from dlprov.capture.task import Task as CoreTask
 from dlprov.errors import DlprovError, NotFound, SpecError
+from dlprov.model import records as r
 from dlprov.model import spec as m
 from dlprov.model.names import check_name
 from dlprov.store.store import as_store
@@ -316,7 +317,7 @@ class Task:
 
     def _output(self) -> str | None:
         """The client's output, then the warnings of this task (kept with it in the store)."""
-        notes = [f"[dlprov warning] {w}" for w in self.warnings]
+        notes = [f"{r.TASK_WARNING}{w}" for w in self.warnings]
         return "\n".join([self.output] * bool(self.output) + notes) or None
 
     def __enter__(self) -> "Task":

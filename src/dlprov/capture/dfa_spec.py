@@ -132,6 +132,7 @@ class Dataflow:
                  transformations: Iterable[Transformation] = (), *,
                  store: str | os.PathLike | Store | None = None) -> None:
         self.tag = check_name("dataflow", tag)
+        self.label = tag if tag != self.tag else None  # shown as written (KerasProv-example)
         self.predefined = predefined
         self.email = email or None
         self.store = store
@@ -152,7 +153,7 @@ class Dataflow:
     def spec(self) -> m.DataflowSpec:
         """The declaration as a core :class:`DataflowSpec`; raises SpecError if inconsistent
         or over what a store can hold (:mod:`dlprov.model.limits`)."""
-        spec = m.DataflowSpec(self.tag)
+        spec = m.DataflowSpec(self.tag, label=self.label)
         for t in self._transformations:
             spec.add_transformation(t.tag)
             for s in t.sets:

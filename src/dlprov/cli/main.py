@@ -142,7 +142,7 @@ def tasks(ctx: click.Context, run: str, fmt: str) -> None:
     rows = list_tasks(run, _store(ctx))
     click.echo(render_records(rows, ["id", "identifier", "transformation", "status",
                                      "duration_s", "depends_on", "computing_resource", "rank",
-                                     "error"],
+                                     "error", "warnings"],
                               fmt))
 
 

@@ -18,5 +18,9 @@ MODEL = "model"            # (MODEL, task_key, fields)  the writer adds size and
 # "notes": text, "append": bool}. Keyed by the exec tag, which a user knows (dlprov tag RUN).
 ANNOTATION = "annotation"  # (ANNOTATION, exec_tag, fields)
 
+# A warning kept with a task in its output_msg (the lenient DfAnalyzer protocol stores what the
+# original took, and says what it had to assume); `dlprov tasks` shows these lines.
+TASK_WARNING = "[dlprov warning] "
+
 KINDS = frozenset({SPEC, EXEC_START, EXEC_END, TASK_START, TASK_END, ELEMENT, USE, ENVIRONMENT,
                    MODEL, ANNOTATION})

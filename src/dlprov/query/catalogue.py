@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 
 from dlprov.errors import NotFound
+from dlprov.model import records as r
 from dlprov.model.spec import DataflowSpec
 from dlprov.query.liveness import observed_status
 from dlprov.store import schema as s
@@ -106,7 +107,7 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
         rows = [dict(row._mapping) for row in conn.execute(
             select(t.c.id, t.c.identifier, s.data_transformation.c.tag.label("transformation"),
                    t.c.status, t.c.start_time, t.c.end_time, t.c.workspace,
-                   t.c.computing_resource, t.c.rank, t.c.pid, t.c.error_msg)
+                   t.c.computing_resource, t.c.rank, t.c.pid, t.c.error_msg, t.c.output_msg)
             .join(s.data_transformation, s.data_transformation.c.id == t.c.dt_id)
             .where(t.c.exec_id == exec_id).order_by(t.c.identifier, t.c.id))]
     for row in rows:
@@ -118,7 +119,15 @@ def list_tasks(run: str | int, store: Store | str | None = None) -> list[dict[st
         row["status"] = observed_status(row["status"], row["computing_resource"], pid)
         error = row.pop("error_msg")
         row["error"] = error.strip().splitlines()[-1] if error else None
+        row["warnings"] = _warnings(row.pop("output_msg"))
     return rows
+
+
+def _warnings(output: str | None) -> str | None:
+    """The warnings kept in a task's output (what the lenient DfAnalyzer protocol assumed)."""
+    found = [line[len(r.TASK_WARNING):] for line in (output or "").splitlines()
+             if line.startswith(r.TASK_WARNING)]
+    return "; ".join(found) or None
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -267,6 +267,7 @@ class DfAnalyzer:
             if new:
                 task = self._begin(body, declared, exec_tag, transformation, sub_id, hardware)
                 self._tasks[key] = task
+                task.warnings.extend(warnings)  # the server's own, kept with the task too
             seen = len(task.warnings) if not new else 0
             task.set_datasets(datasets)  # before begin(): an unknown set then is an input
             if status is TaskStatus.FAILED:
@@ -276,7 +277,7 @@ class DfAnalyzer:
                 self._client_task(task, body, hardware, declared.tag, exec_tag)
             if status in (TaskStatus.FINISHED, TaskStatus.FAILED):
                 self._end(task, body, warnings)
-            warnings += task.warnings[seen:]
+            warnings += [w for w in task.warnings[seen:] if w not in warnings]
             task.run.flush()
         for warning in warnings:
             log.warning("dlprov serve: %s", warning)
@@ -389,14 +390,16 @@ class DfAnalyzer:
             task._core.input(PROGRAM, name=program.name or None, path=program.path or None)
 
     def _end(self, task: dfa.Task, body: TaskIn, warnings: list[str]) -> None:
-        task.end()
         starts = [p.startTime for p in body.performances if p.startTime is not None]
         ends = [p.endTime for p in body.performances if p.endTime is not None]
+        if task._core and ends and not starts:
+            note = (f"task {body.id} ended without a start time (end() without begin()): its "
+                    f"start time is its end time")
+            warnings.append(note)
+            task.warnings.append(note)  # before end(): stored with the task
+        task.end()
         if not task._core or not (starts or ends):
             return
-        if ends and not starts:
-            warnings.append(f"task {body.id} ended without a start time (end() without "
-                            f"begin()): its start time is its end time")
         task.run.put((r.TASK_END, task._core.key, {
             "start_time": min(starts) if starts else min(ends),
             "end_time": max(ends) if ends else max(starts)}))
