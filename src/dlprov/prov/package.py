@@ -68,6 +68,7 @@ from dlprov.prov.extract import (
 from dlprov.prov.mapping import model_document
 from dlprov.prov.picture import render
 from dlprov.query.building import Context
+from dlprov.query.models import model_context
 from dlprov.query.sql import QueryResult
 from dlprov.store import schema as s
 from dlprov.store.files import file_digest
@@ -125,7 +126,7 @@ def package_model(model: str, path: str | os.PathLike, store: Store | str | None
     model. Nothing is left at ``path`` if it fails."""
     key = sign if isinstance(sign, Ed25519PrivateKey) or sign is None else \
         signing.load_private_key(sign)
-    ctx = Context.open(store, dataflow)
+    ctx = model_context(store, model, dataflow)
     path = Path(path)
     with private_tempdir("dlprov-package-") as tmp:
         extract = tmp / EXTRACT

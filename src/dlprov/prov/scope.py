@@ -13,10 +13,9 @@ from sqlalchemy import CompoundSelect, Connection, Select, or_, select, union
 from dlprov.errors import NotFound, QueryError
 from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
-from dlprov.query.building import Context
-from dlprov.query.catalogue import choose_dataflow, dataflow_tags
+from dlprov.query.catalogue import choose_dataflow
 from dlprov.query.lineage import trace_tasks
-from dlprov.query.models import ModelRef
+from dlprov.query.models import ModelRef, model_context
 from dlprov.store import schema as s
 from dlprov.store.specs import read_spec
 from dlprov.store.store import Store, as_store
@@ -101,26 +100,8 @@ def _model_trace(store: Store, model: str,
                  dataflow: str | None) -> tuple[str, ModelRef, list[int]]:
     """(dataflow tag, model, task ids of its trace); without ``dataflow``, the one dataflow
     holding a model so named."""
-    if dataflow is not None:
-        ctx = Context.open(store, dataflow)
-        return (ctx.spec.tag, *trace_tasks(ctx, model))
-    with store.read() as conn:
-        tags = dataflow_tags(conn)
-    found, missed = [], []
-    for tag in tags:
-        try:
-            found.append((tag, *trace_tasks(Context.open(store, tag), model)))
-        except NotFound as exc:
-            missed.append(exc)
-    if not found:
-        if len(missed) == 1:
-            raise missed[0]
-        raise NotFound(f"no model {model!r} in any dataflow of the store "
-                       f"({', '.join(tags) or 'none'}): give a model id, name or file path")
-    if len(found) > 1:
-        raise QueryError(f"model {model!r} names models in dataflows "
-                         f"{', '.join(f[0] for f in found)}: give the dataflow too")
-    return found[0]
+    ctx = model_context(store, model, dataflow)
+    return (ctx.spec.tag, *trace_tasks(ctx, model))
 
 
 def _read(conn: Connection, df_id: int, spec: DataflowSpec, task_ids: Select | None,

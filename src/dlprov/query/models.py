@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from dlprov.errors import NotFound, QueryError
 from dlprov.model.names import OTRAINEDMODEL, TRAIN
 from dlprov.query.building import Context, ctes
+from dlprov.query.catalogue import dataflow_tags
 from dlprov.query.sql import sql
-from dlprov.store.store import Store
+from dlprov.store.store import Store, as_store
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,42 @@ def resolve_model(ctx: Context, model: str) -> ModelRef:
     return found[0]
 
 
+def model_context(store: Store | str | None, model: str,
+                  dataflow: str | None = None) -> Context:
+    """The context of the dataflow holding ``model``: ``dataflow`` when given, else the one
+    dataflow of the store in which ``model`` names a model (a name unique in the store needs
+    no ``--dataflow``). Raises :class:`NotFound` if no dataflow has
+    it, and :class:`QueryError`, listing the candidates with their dataflows, if several do."""
+    if dataflow is not None:
+        return Context.open(store, dataflow)
+    store = as_store(store)
+    with store.read() as conn:
+        tags = dataflow_tags(conn)
+    holding: list[tuple[Context, str]] = []  # each dataflow naming it, and what it names there
+    missed: list[NotFound] = []
+    for tag in tags:
+        ctx = Context.open(store, tag)
+        try:
+            holding.append((ctx, resolve_model(ctx, model).describe()))
+        except NotFound as exc:
+            missed.append(exc)
+        except QueryError:  # several models of that dataflow: its own error will list them
+            holding.append((ctx, "several models"))
+    if not holding:
+        if len(missed) == 1:
+            raise missed[0]
+        raise NotFound(f"no model {model!r} in any dataflow of the store "
+                       f"({', '.join(tags) or 'none'}): give a model id, name or file path")
+    if len(holding) > 1:
+        listed = "; ".join(f"dataflow {ctx.spec.tag!r}: {what}" for ctx, what in holding)
+        raise QueryError(f"model {model!r} names models in {len(holding)} dataflows ({listed}): "
+                         f"give --dataflow, or a model id")
+    return holding[0][0]
+
+
 def find_model(model: str, *, store: Store | str | None = None,
                dataflow: str | None = None) -> ModelRef:
-    """The model that ``model`` (an id, a name or a file path) names: see :func:`resolve_model`."""
-    return resolve_model(Context.open(store, dataflow), model)
+    """The model that ``model`` (an id, a name or a file path) names, in ``dataflow`` or, if
+    none is given, in the one dataflow that has it: see :func:`resolve_model` and
+    :func:`model_context`."""
+    return resolve_model(model_context(store, model, dataflow), model)

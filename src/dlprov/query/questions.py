@@ -21,6 +21,7 @@ from typing import Any, Callable
 from dlprov.errors import QueryError
 from dlprov.query import lineage, selection
 from dlprov.query.building import Built, Context, Statement
+from dlprov.query.models import model_context
 from dlprov.query.sql import QueryResult
 from dlprov.store.store import Store
 
@@ -78,7 +79,9 @@ def prepare(question: str, *, store: Store | str | None = None, dataflow: str | 
     if unknown:
         takes = ", ".join(found.parameters) or "no parameters"
         raise QueryError(f"{found.id.upper()} takes {takes}; not {', '.join(unknown)}")
-    ctx = Context.open(store, dataflow)
+    model = params.get("model")
+    ctx = (model_context(store, str(model)) if dataflow is None and model is not None
+           else Context.open(store, dataflow))
     built = found.build(ctx, **params)
     used = dict(built.params, dataflow=ctx.spec.tag)
     used = {name: value for name, value in used.items()
