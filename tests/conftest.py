@@ -13,16 +13,22 @@ import pytest
 PG_URL = os.environ.get("DLPROV_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def postgresql_admin():
+    """An autocommit connection to the test server; skips the test, with the reason, only
+    where no server answers."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        return psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {PG_URL}: {exc}")
+
+
 @contextmanager
 def postgresql_home(prefix: str = "t") -> Iterator[tuple[str, str]]:
     """(store URL, schema) on the real PostgreSQL server: the core tables go to a fresh schema,
     a dataflow tagged ``<schema>_df`` to its own; both are dropped afterwards. Skips the test,
     with the reason, only where no server answers."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {PG_URL}: {exc}")
+    admin = postgresql_admin()
     home = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE SCHEMA "{home}"')
     try:

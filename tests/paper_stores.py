@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import pytest
 
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, postgresql_admin
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -19,11 +18,7 @@ BACKENDS = ["sqlite", "postgresql"]
 def fresh_postgresql_database() -> Iterator[str]:
     """The URL of a new, empty database on the test server, dropped afterwards (skips the test
     where no server answers)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {PG_URL}: {exc}")
+    admin = postgresql_admin()
     name = f"paper_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
