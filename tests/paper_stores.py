@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-
 from tests.conftest import PG_URL, postgresql_admin
 
 BACKENDS = ["sqlite", "postgresql"]
