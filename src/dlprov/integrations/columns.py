@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from dlprov.model.limits import storable_text
 from dlprov.model.names import MAX_NAME_LENGTH, attribute_name, check_name
 from dlprov.model.spec import MAX_LABEL_LENGTH, Attribute
 
@@ -19,10 +20,7 @@ from dlprov.model.spec import MAX_LABEL_LENGTH, Attribute
 def label_of(name: object) -> str:
     """``name`` as a label every store can hold: NUL and lone surrogates escaped, at most
     :data:`MAX_LABEL_LENGTH` characters (longer names are told apart by their start)."""
-    text = str(name).replace("\x00", "\\x00")
-    if any("\ud800" <= c <= "\udfff" for c in text):
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text[:MAX_LABEL_LENGTH]
+    return storable_text(str(name))[:MAX_LABEL_LENGTH]
 
 
 def name_key(label: str) -> str:
