@@ -155,8 +155,33 @@ def test_graphviz_draws_when_dot_is_on_the_path(runs, tmp_path, monkeypatch):
     doc = document(run="exp-mlp-a")
     data = serialize(doc, "svg")
     assert (tmp_path / "args").read_text().strip() == "-Tsvg"
-    assert data.decode() == to_dot(graph(doc))
+    assert data.decode() == to_dot(graph(doc, group=True))
     text = data.decode()
     assert text.startswith("digraph prov {") and "rankdir=RL" in text
     assert "shape=ellipse" in text and "shape=box" in text and "shape=house" in text
     assert 'label="wasGeneratedBy"' in text
+
+
+def test_pictures_draw_the_batches_of_a_task_as_one_node(store_path, tmp_path, monkeypatch):
+    """22 per-batch elements of one training task are one node ``otrainbatch ×22`` in export
+    and package pictures; ``group=False`` (``--no-group``) draws each of them."""
+    import dlprov
+
+    with dlprov.run("batches", exec_tag="batches-1") as run:
+        with run.task("train") as task:
+            for step in range(22):
+                task.output("otrainbatch", step=step, loss=1.0 / (step + 1))
+            task.output("otrain", epoch=0, loss=0.5)
+    doc = document(run="batches-1")
+    grouped = {n.label for n in graph(doc, group=True).nodes.values()}
+    assert "otrainbatch ×22" in grouped
+    assert not any(label.startswith("otrainbatch ") and "×" not in label for label in grouped)
+    every = [n.label for n in graph(doc).nodes.values() if n.tag == "otrainbatch"]
+    assert len(every) == 22
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dot").write_text("#!/bin/sh\ncat\n")  # echoes the DOT text it is given
+    (bin_dir / "dot").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep + os.environ.get("PATH", ""))
+    assert "otrainbatch ×22" in serialize(doc, "svg").decode()
+    assert serialize(doc, "svg", group=False).decode().count('label="otrainbatch ') == 22

@@ -20,9 +20,13 @@ from dlprov.store.store import Store
                    "a folder, or a .zip file.")
 @click.option("--max-nodes", default=150, show_default=True, type=click.IntRange(1),
               help="Pictures: summarise graphs larger than this.")
+@click.option("--no-group", is_flag=True,
+              help="Pictures: draw every element (each batch of otrainbatch, each epoch of "
+                   "otrain) while the graph is small enough; by default the elements of one "
+                   "set made by one task are one node.")
 @click.pass_context
 def export(ctx: click.Context, df_tag: str | None, run: str | None, model: str | None,
-           fmt: str | None, output: str | None, max_nodes: int) -> None:
+           fmt: str | None, output: str | None, max_nodes: int, no_group: bool) -> None:
     """Export provenance as W3C PROV: a whole dataflow (default), one execution (--run) or
     one model's derivation trace (--model), as PROV-N, PROV-JSON, PROV-XML, Turtle or TriG,
     or drawn as SVG, PNG or PDF; or for Neo4j, as a Cypher script of MERGE statements
@@ -50,5 +54,5 @@ def export(ctx: click.Context, df_tag: str | None, run: str | None, model: str |
                                format=fmt), nl=False)
         return
     path = write(output, Store(ctx.obj), dataflow=df_tag, run=run, model=model, format=fmt,
-                 max_nodes=max_nodes)
+                 max_nodes=max_nodes, group=not no_group)
     click.echo(f"wrote {path}", err=True)

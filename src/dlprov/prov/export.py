@@ -67,13 +67,15 @@ def format_of(path: str | os.PathLike) -> str:
     return check_format(suffix)
 
 
-def serialize(doc: ProvDocument, format: str = "json", *, max_nodes: int = 150) -> bytes:
-    """``doc`` as the bytes of a file in ``format`` (text formats in UTF-8). A picture with
-    more than ``max_nodes`` nodes is summarised (see :mod:`dlprov.prov.picture`)."""
+def serialize(doc: ProvDocument, format: str = "json", *, max_nodes: int = 150,
+              group: bool = True) -> bytes:
+    """``doc`` as the bytes of a file in ``format`` (text formats in UTF-8). A picture groups
+    the elements of one set made by one task (unless ``group`` is False) and is summarised
+    further beyond ``max_nodes`` nodes (see :mod:`dlprov.prov.picture`)."""
     format = check_format(format)
     if format in PICTURE_FORMATS:
         from dlprov.prov.picture import render
-        return render(doc, format, max_nodes=max_nodes)
+        return render(doc, format, max_nodes=max_nodes, group=group)
     if format == "cypher":
         from dlprov.graph.neo4j_files import to_cypher
         return to_cypher(doc).encode("utf-8")
@@ -144,16 +146,17 @@ def export(store: Store | str | None = None, *, dataflow: str | None = None,
 
 def write(path: str | os.PathLike, store: Store | str | None = None, *,
           dataflow: str | None = None, run: str | int | None = None, model: str | None = None,
-          format: str | None = None, max_nodes: int = 150) -> Path:
-    """Write :func:`export`'s output to ``path``; the format defaults to its extension."""
+          format: str | None = None, max_nodes: int = 150, group: bool = True) -> Path:
+    """Write :func:`export`'s output to ``path``; the format defaults to its extension
+    (``max_nodes``, ``group``: pictures, see :func:`serialize`)."""
     path = Path(path)
     format = check_format(format) if format else format_of(path)
     doc = document(store, dataflow=dataflow, run=run, model=model)
-    return write_document(doc, path, format, max_nodes=max_nodes)
+    return write_document(doc, path, format, max_nodes=max_nodes, group=group)
 
 
 def write_document(doc: ProvDocument, path: str | os.PathLike, format: str | None = None, *,
-                   max_nodes: int = 150) -> Path:
+                   max_nodes: int = 150, group: bool = True) -> Path:
     """Write a document already built (e.g. :func:`dlprov.prov.model_document`) to ``path``;
     neo4j-csv goes into the folder ``path``, or a zip archive if it ends in ``.zip``."""
     path = Path(path)
@@ -161,7 +164,7 @@ def write_document(doc: ProvDocument, path: str | os.PathLike, format: str | Non
     if format == "neo4j-csv":
         from dlprov.graph.neo4j_files import write_csv
         return write_csv(doc, path)
-    data = serialize(doc, format, max_nodes=max_nodes)
+    data = serialize(doc, format, max_nodes=max_nodes, group=group)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path

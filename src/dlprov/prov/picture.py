@@ -217,8 +217,9 @@ def layers(g: Graph) -> list[list[str]]:
 
 # -- rendering -------------------------------------------------------------------------------
 def render(doc: ProvDocument, format: str = "svg", *, max_nodes: int = 150,
-           group: bool = False) -> bytes:
-    """``doc`` drawn as an SVG, PNG or PDF file's bytes (``group``: see :func:`graph`)."""
+           group: bool = True) -> bytes:
+    """``doc`` drawn as an SVG, PNG or PDF file's bytes. ``group`` (the default): the elements
+    of one set made by one task are one node (``otrainbatch ×22``), as :func:`graph` says."""
     format = format.lower().lstrip(".")
     if format not in PICTURE_FORMATS:
         raise ValueError(f"unknown picture format {format!r}: use one of "
@@ -230,7 +231,7 @@ def render(doc: ProvDocument, format: str = "svg", *, max_nodes: int = 150,
 
 
 def write_picture(doc: ProvDocument, path: str | os.PathLike, format: str | None = None, *,
-                  max_nodes: int = 150, group: bool = False) -> Path:
+                  max_nodes: int = 150, group: bool = True) -> Path:
     """Draw ``doc`` into ``path``; the format defaults to its extension (svg, png, pdf)."""
     path = Path(path)
     data = render(doc, format or path.suffix, max_nodes=max_nodes, group=group)

@@ -20,7 +20,7 @@ from dlprov.model.names import (
 )
 from dlprov.model.spec import AttributeType, DataflowSpec
 from dlprov.query.catalogue import choose_dataflow
-from dlprov.query.sql import QueryResult, sql
+from dlprov.query.sql import QueryResult, builtin_sql
 from dlprov.store.store import Store, as_store
 
 # The paper's conventions: the transformations and sets every question relies on.
@@ -43,7 +43,7 @@ class Statement:
 
     def run(self) -> QueryResult:
         """Run the statement, read-only, with the dataflow's set names resolved."""
-        return sql(self.sql, store=self.store, dataflow=self.dataflow, params=self.params)
+        return builtin_sql(self.sql, store=self.store, dataflow=self.dataflow, params=self.params)
 
     def __str__(self) -> str:
         """The SQL under comments naming the question and the parameters' values. The whole

@@ -21,7 +21,7 @@ from dlprov.query.relations import (
     used_cte,
     values_cte,
 )
-from dlprov.query.sql import sql
+from dlprov.query.sql import builtin_sql
 
 # The longest path from the seeds, per task: its place in the trace (raw inputs deepest).
 _STEPS = """_steps(root_id, task_id, depth) AS (
@@ -208,8 +208,8 @@ def trace_tasks(ctx: Context, model: str) -> tuple[ModelRef, list[int]]:
     :func:`q10`: its training task, the test tasks that evaluated it and every task upstream
     of them (by task dependency or use of data), at any depth."""
     found = resolve_model(ctx, model)
-    rows = sql(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS))
-               + "\nSELECT DISTINCT task_id FROM _lineage ORDER BY task_id",
-               store=ctx.store, dataflow=ctx.spec.tag,
-               params={"train_task_id": found.train_task_id}).rows
+    rows = builtin_sql(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS))
+                       + "\nSELECT DISTINCT task_id FROM _lineage ORDER BY task_id",
+                       store=ctx.store, dataflow=ctx.spec.tag,
+                       params={"train_task_id": found.train_task_id}).rows
     return found, [row[0] for row in rows]

@@ -19,8 +19,7 @@ from dlprov.model.names import OTRAIN, task_column
 from dlprov.model.spec import AttributeType, DataflowSpec
 from dlprov.query.catalogue import choose_dataflow
 from dlprov.query.choice import ORDERINGS, default_mode
-from dlprov.query.sql import sql
-from dlprov.store import http
+from dlprov.query.sql import builtin_sql
 from dlprov.store import schema as s
 from dlprov.store.store import Store, as_store
 
@@ -101,12 +100,14 @@ def _local(store: Store, run: str) -> tuple[str, DataflowSpec, _Reader]:
                      f"WHERE {task} IN (SELECT t.id FROM task t WHERE t.exec_id = :exec_id) "
                      f'ORDER BY 1, x."{columns[1]}", x.id')
         # a long run has many points: no row limit
-        return sql(statement, store=store, dataflow=spec.tag, params={"exec_id": found.id},
-                   max_rows=0).rows
+        return builtin_sql(statement, store=store, dataflow=spec.tag,
+                           params={"exec_id": found.id}, max_rows=0).rows
     return found.tag, spec, read
 
 
 def _remote(store: Store, run: str) -> tuple[str, DataflowSpec, _Reader]:
+    from dlprov.store import http  # only a server store needs the HTTP client
+
     runs = http.get_json(store.url, "/v1/runs") or []
     found = next((r for r in runs if r["exec_tag"] == run
                   or (run.isdigit() and r["id"] == int(run))), None)
@@ -131,6 +132,8 @@ def _remote(store: Store, run: str) -> tuple[str, DataflowSpec, _Reader]:
 
 
 def _pages(store: Store, df_tag: str, set_tag: str) -> Iterator[dict]:
+    from dlprov.store import http
+
     offset = 0
     while True:
         page = http.get_json(store.url, f"/v1/sets/{http.segment(df_tag)}/"

@@ -14,7 +14,7 @@ from dlprov.errors import NotFound, QueryError
 from dlprov.model.names import OTRAINEDMODEL, TRAIN
 from dlprov.query.building import Context, ctes
 from dlprov.query.catalogue import dataflow_tags
-from dlprov.query.sql import sql
+from dlprov.query.sql import builtin_sql
 from dlprov.store.store import Store, as_store
 
 
@@ -79,12 +79,12 @@ def resolve_model(ctx: Context, model: str) -> ModelRef:
     the name is given to models of more than one training task."""
     model = str(model)
     params = {"dataflow": ctx.spec.tag, "model": model, "model_abspath": os.path.abspath(model)}
-    rows = sql(ctes(models_cte(ctx)) + _MATCH, store=ctx.store, dataflow=ctx.spec.tag,
-               params=params).rows
+    rows = builtin_sql(ctes(models_cte(ctx)) + _MATCH, store=ctx.store, dataflow=ctx.spec.tag,
+                       params=params).rows
     if not rows:
-        known = sql(ctes(models_cte(ctx)) + "SELECT model_name, model_id FROM _models "
-                    "ORDER BY train_task_id", store=ctx.store, dataflow=ctx.spec.tag,
-                    params={"dataflow": ctx.spec.tag}).rows
+        known = builtin_sql(ctes(models_cte(ctx)) + "SELECT model_name, model_id FROM _models "
+                            "ORDER BY train_task_id", store=ctx.store, dataflow=ctx.spec.tag,
+                            params={"dataflow": ctx.spec.tag}).rows
         listed = ", ".join(sorted({str(name or model_id) for name, model_id in known})[:12])
         raise NotFound(f"no model {model!r} in dataflow {ctx.spec.tag!r}: give a model id, name "
                        f"or file path" + (f"; its models: {listed}" if listed else

@@ -44,10 +44,23 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
     bound it: past them, QueryLimitExceeded. ``read_url`` runs it through another URL of the
     same database instead of ``store``, e.g. as a PostgreSQL role that may only read.
     """
-    store = as_store(read_url if read_url is not None else store)
-    limits = ReadLimits.resolve(timeout, max_rows)
     set_schema, statement = split_set_schema(statement)
-    dataflow = choose_schema(set_schema, dataflow)
+    return _run(statement, as_store(read_url if read_url is not None else store),
+                choose_schema(set_schema, dataflow), params,
+                ReadLimits.resolve(timeout, max_rows), user_sql=True)
+
+
+def builtin_sql(statement: str, *, store: Store | str | None, dataflow: str | None,
+                params: dict[str, Any] | None = None, max_rows: int | None = None) -> QueryResult:
+    """Run a statement dlprov wrote itself (a question's, a curve's): as :func:`sql`, over the
+    dataflow's bare set names and read-only, but without parsing it (see
+    :func:`~dlprov.query.guard.run_read_only`). Never give it text a user wrote."""
+    return _run(statement, as_store(store), dataflow, params, ReadLimits.resolve(None, max_rows),
+                user_sql=False)
+
+
+def _run(statement: str, store: Store, dataflow: str | None, params: dict[str, Any] | None,
+         limits: ReadLimits, *, user_sql: bool) -> QueryResult:
 
     def expose_dataflow(conn: Connection) -> None:
         spec = choose_dataflow(conn, dataflow)
@@ -65,8 +78,9 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
                 f"SELECT * FROM main.{preparer.quote(name)}")
 
     with store.read(prepare=expose_dataflow) as conn:
-        statement = qualify_sets(statement, conn.dialect.name, _set_locator(conn))
-        columns, rows = run_read_only(conn, statement, params, limits)
+        if user_sql:
+            statement = qualify_sets(statement, conn.dialect.name, _set_locator(conn))
+        columns, rows = run_read_only(conn, statement, params, limits, parse=user_sql)
     return QueryResult(columns, rows)
 
 

@@ -24,6 +24,10 @@ CONNECT_TIMEOUT_S = 10
 _URL_FORMS = "a path to an SQLite file, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
 
 
+# A store named by one of these is a `dlprov serve` server (dlprov.store.http), not a database.
+REMOTE_SCHEMES = ("http://", "https://")
+
+
 def resolve_store_url(store: str | os.PathLike | None = None) -> str:
     """The SQLAlchemy URL of a store given as a URL, a path to an SQLite file, or nothing.
 

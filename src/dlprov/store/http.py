@@ -24,10 +24,6 @@ TIMEOUT_S = 30.0
 _PASSING = frozenset({401, 403, 407, 408, 421, 425, 429})
 
 
-def is_remote(store: str) -> bool:
-    return store.startswith(("http://", "https://"))
-
-
 def _client(base_url: str):
     import httpx
     token = os.environ.get(TOKEN_ENV)

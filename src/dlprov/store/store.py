@@ -5,7 +5,7 @@ import os
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.engine import make_url
@@ -13,11 +13,14 @@ from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 
 from dlprov.errors import StoreUnavailable
 from dlprov.model.spec import DataflowSpec
-from dlprov.store import http, schema
-from dlprov.store.engine import make_engine, resolve_store_url
+from dlprov.store import schema
+from dlprov.store.engine import REMOTE_SCHEMES, make_engine, resolve_store_url
 from dlprov.store.recall import Recall
 from dlprov.store.specs import read_spec
-from dlprov.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from dlprov.store import http
+    from dlprov.store.writer import StoreWriter
 
 
 class Store:
@@ -29,7 +32,7 @@ class Store:
 
     def __init__(self, store: str | os.PathLike | None = None) -> None:
         text = os.fspath(store if store is not None else os.environ.get("DLPROV_STORE") or "")
-        self.remote = http.is_remote(text)
+        self.remote = text.startswith(REMOTE_SCHEMES)
         self.url = text.rstrip("/") if self.remote else resolve_store_url(store)
         self._engines: dict[bool, Engine] = {}
         self._lock = threading.Lock()
@@ -105,6 +108,9 @@ class Store:
     def writer(self, recall: Recall | None = None) -> "StoreWriter | http.HttpWriter":
         """A :class:`StoreWriter` for the recorder thread (an HTTP one for a remote store).
         ``recall``: the recorder's memory of its live runs (see :mod:`.recall`)."""
+        from dlprov.store import http  # imported for writing only: reading stays light
+        from dlprov.store.writer import StoreWriter
+
         if self.remote:
             return http.HttpWriter(self.url)
         # A recorder asks again after a failure: check the tables again (the file may have
@@ -134,6 +140,8 @@ class Store:
     def load_spec(self, df_tag: str) -> DataflowSpec | None:
         """The latest stored spec of ``df_tag``, or None."""
         if self.remote:
+            from dlprov.store import http
+
             found = http.get_json(self.url, f"/v1/dataflows/{http.segment(df_tag)}/spec")
             return DataflowSpec.from_dict(found) if found is not None else None
         if not self._has_tables():
@@ -148,6 +156,8 @@ class Store:
         if self.remote:
             if other_than is not None:
                 return False
+            from dlprov.store import http
+
             try:
                 return http.get_json(
                     self.url, f"/v1/runs/{http.segment(exec_tag)}/tasks") is not None
