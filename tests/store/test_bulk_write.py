@@ -202,3 +202,52 @@ def test_a_refused_batch_stores_nothing_and_a_replay_writes_once(home) -> None:
     rows = stored(url, df_tag)
     assert [row[0] for row in rows] == ["first"] + [f"n{i}" for i in range(50)]
     assert [row[2] for row in rows[1:]] == [float(i) for i in range(50)]
+
+
+def test_sqlite_multirow_statements_keep_every_row_in_order(tmp_path: Path) -> None:
+    """A batch of more rows than one SQLite statement may bind (its variable limit over the row
+    width), in mixed attribute orders and cases, with values a float column must convert,
+    is stored whole and in order."""
+    url = str(tmp_path / "many.db")
+    rows = 3 * (32_766 // 4) + 7  # 4 columns: train_task_id, step, loss, note
+    with dlprov.run("many", store=url, capture_environment=False) as run:
+        with run.task("train") as train:
+            for i in range(rows):
+                if i % 3 == 0:
+                    train.output("omany", step=i, loss=i / 2, note=f"n{i}")
+                elif i % 3 == 1:
+                    train.output("omany", note=f"n{i}", loss=i / 2, step=i)
+                else:
+                    train.output("omany", STEP=i, Loss=i / 2)  # another case: the slow path
+        run.flush(timeout=120)
+        assert run.recorder.rejected == 0
+    store = Store(url)
+    table = s.set_table(store.backend, store.load_spec("many"), "omany")
+    with store.engine().connect() as conn:
+        found = conn.execute(select(table.c.step, table.c.loss, table.c.note,
+                                    table.c.train_task_id).order_by(table.c.id)).all()
+    assert [row[0] for row in found] == list(range(rows))
+    assert all(row[1] == i / 2 for i, row in enumerate(found))
+    assert [row[2] for row in found[:4]] == ["n0", "n1", None, "n3"]
+    assert {row[3] for row in found} == {found[0][3]} and found[0][3] is not None
+
+
+def test_elements_naming_a_task_column_are_refused_alone(tmp_path: Path) -> None:
+    """An element that gives a value for a task column is set aside by the writer; the elements
+    around it are written."""
+    url = str(tmp_path / "taskcol.db")
+    with dlprov.run("taskcol", store=url, capture_environment=False) as run:
+        with run.task("train") as train:
+            train.output("otc", step=0)
+        key = train.key
+    writer = Store(url).writer()
+    applied = writer.apply_batches([(None, [
+        (r.ELEMENT, key, "otc", {"step": 1}),
+        (r.ELEMENT, key, "otc", {"step": 2, "train_task_id": 99}),
+        (r.ELEMENT, key, "otc", {"step": 3})])])
+    assert applied.written == 2 and len(applied.refused) == 1
+    assert "train_task_id" in applied.refused[0][1]
+    store = Store(url)
+    table = s.set_table(store.backend, store.load_spec("taskcol"), "otc")
+    with store.engine().connect() as conn:
+        assert conn.execute(select(table.c.step).order_by(table.c.id)).scalars().all() == [0, 1, 3]

@@ -6,9 +6,11 @@ rolled-back transaction never leaves them ahead of the database.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.exc import NoResultFound
@@ -35,8 +37,29 @@ class Applied:
     refused: list[Refusal]
 
 
-# (column positions, row width, position of the task column, task id, the rows to insert)
-_ElementSlot = tuple[dict[str, int], int, int, int, list[list]]
+# (column positions, row width, position of the task column, task id, the rows to insert,
+#  the row builder of each order of attribute names seen: see _row_builder)
+_ElementSlot = tuple[dict[str, int], int, int, int, list, dict]
+_UNSEEN = object()
+
+
+def _row_builder(slot: _ElementSlot, names: tuple) -> Callable[[tuple], tuple] | None:
+    """For elements whose attributes come in the order ``names``: a function from
+    ``(*values, task id, None)`` to the row in the table's column order (C's itemgetter: a
+    per-value Python loop was most of the writer's time). None when a name is not a column as
+    written (another case, unknown, a task column): such elements take :meth:`_slow_row`."""
+    position, width, task_at = slot[0], slot[1], slot[2]
+    at: dict[int, int] = {}
+    for i, name in enumerate(names):
+        column = position.get(name) if isinstance(name, str) else None
+        if column is None or column == task_at or name.endswith("_task_id"):
+            return None
+        at[column] = i
+    index = [len(names) if column == task_at else at.get(column, len(names) + 1)
+             for column in range(width)]
+    if width == 1:
+        return lambda values: (values[index[0]],)
+    return itemgetter(*index)
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,7 @@ class StoreWriter:
         self._execs: dict[str, _Exec] = {}
         self._tasks: dict[str, _Task] = {}
         self._ids: dict[tuple[str, str, str], int] = {}
+        self._specs_seen: dict[str, dict] = {}  # the last spec record found stored, by dataflow
         self._ledger_ready = False
 
     def write(self, batch: Sequence[tuple], batch_id: str | None = None) -> None:
@@ -180,30 +204,38 @@ class StoreWriter:
         last_spec = {rec[1]: rec for rec in batch if rec[0] == r.SPEC}
         pending: dict[tuple[str, str], list[list]] = {}
         slots: dict[tuple[str, str], _ElementSlot] = {}
+        last: tuple | None = None  # (task key, set, slot) of the element before: most repeat it
+        element = r.ELEMENT
         for record in batch:
             kind = record[0]
-            if kind == r.ELEMENT:
-                slot = slots.get((record[1], record[2]))
-                if slot is None:
-                    try:
-                        slot = slots[record[1], record[2]] = self._element_slot(
-                            conn, pending, record[1], record[2])
-                    except RecordRefused as refusal:
-                        self._refuse(record, refusal)
-                        continue
-                position, width, task_at, task_id, rows = slot
-                row = [None] * width
-                try:
-                    for name, value in record[3].items():
-                        row[position[name]] = value
-                except KeyError:  # a name spelt in another case, or one the set lacks
-                    try:
-                        row = self._slow_row(slot, record)
-                    except RecordRefused as refusal:
-                        self._refuse(record, refusal)
-                        continue
-                row[task_at] = task_id
-                rows.append(row)
+            if kind == element:
+                task_key, set_tag, values = record[1], record[2], record[3]
+                if last is not None and task_key is last[0] and set_tag is last[1]:
+                    slot = last[2]
+                else:
+                    slot = slots.get((task_key, set_tag))
+                    if slot is None:
+                        try:
+                            slot = slots[task_key, set_tag] = self._element_slot(
+                                conn, pending, task_key, set_tag)
+                        except RecordRefused as refusal:
+                            self._refuse(record, refusal)
+                            continue
+                    last = (task_key, set_tag, slot)
+                names = tuple(values)
+                build = slot[5].get(names, _UNSEEN)
+                if build is _UNSEEN:
+                    build = slot[5][names] = _row_builder(slot, names)
+                if build is not None:
+                    slot[4].append(build((*values.values(), slot[3], None)))
+                    continue
+                try:  # a name spelt in another case, or one the set lacks
+                    row = self._slow_row(slot, record)
+                except RecordRefused as refusal:
+                    self._refuse(record, refusal)
+                    continue
+                row[slot[2]] = slot[3]
+                slot[4].append(row)
                 continue
             if kind == r.SPEC:
                 record = last_spec.pop(record[1], None)
@@ -211,7 +243,7 @@ class StoreWriter:
                     continue
             # Everything else may depend on elements written before it (a USE stamps them).
             self._insert_elements(conn, pending)
-            pending, slots = {}, {}
+            pending, slots, last = {}, {}, None
             try:
                 getattr(self, "_on_" + kind)(conn, *record[1:])
             except RecordRefused as refusal:
@@ -232,7 +264,7 @@ class StoreWriter:
                                 f"for transformation {task.transformation!r}: the spec never "
                                 f"gave it this set")
         rows = pending.setdefault((task.df_tag, set_tag), [])
-        return position, len(position), position[column], task.id, rows
+        return position, len(position), position[column], task.id, rows, {}
 
     def _slow_row(self, slot: "_ElementSlot", record: tuple) -> list:
         position, width = slot[0], slot[1]
@@ -259,6 +291,9 @@ class StoreWriter:
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
+        seen = str(df_tag).lower()
+        if seen in self._dataflows and self._specs_seen.get(seen) == spec:
+            return  # each run sends its dataflow's spec: the same one costs nothing again
         data = _lowered_spec(spec)
         df_tag = data["tag"]
         if self._remember:
@@ -266,8 +301,11 @@ class StoreWriter:
         wanted = _spec_of(self._without_refused_sets(data))
         known = self._dataflows.get(df_tag)
         if known is not None and not _grows(known.spec, wanted):
+            self._specs_seen[df_tag] = copy.deepcopy(spec)
             return
         refused = self._save_spec(conn, data)[1]
+        if not refused:
+            self._specs_seen[df_tag] = copy.deepcopy(spec)  # the record's dict may change later
         if refused:
             raise RecordRefused(f"dataflow {df_tag!r}: " + "; ".join(
                 f"set {tag!r} was not stored ({why})" for tag, why in refused.items())
