@@ -38,12 +38,13 @@ __getattr__, __dir__ = _lazy_names(__name__, {
     **_names_from("dlprov.capture.task", ("Task",)),
     **_names_from("dlprov.model.spec", ("Attribute", "AttributeType", "DataflowSpec")),
     **_names_from("dlprov.query", ("describe", "list_runs", "list_tasks", "sql")),
+    **_names_from("dlprov.compare", ("diff",)),
 }, globals())
 
 __all__ = [
     "run", "attach", "Run", "Task", "Attribute", "AttributeType", "DataflowSpec",
     "step", "prepare", "saved", "use_run",
-    "sql", "list_runs", "list_tasks", "describe",
+    "sql", "list_runs", "list_tasks", "describe", "diff",
     "DlprovError", "NameRejected", "NoActiveRun", "NotFound", "ProvImportError", "QueryError",
     "ReadOnlyViolation", "RunEnded", "SpecError", "StoreUnavailable", "TaskEnded",
     "ValueRejected", "__version__",

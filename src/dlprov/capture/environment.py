@@ -1,8 +1,12 @@
 """The computational environment and the responsible agent, captured once per execution.
 
-Collected when a run starts (never in the training loop): host, OS, CPU, memory, GPUs, container,
-Python and ML package versions, the git state of the training script, the command line. Each
-probe is best effort: a probe that fails leaves its field empty and never stops a run.
+Collected when a run starts, on the run's probe thread (never in the training loop): host, OS,
+CPU, memory, GPUs, container, Python, every installed distribution and its version (the ML ones
+first; listed once per process, so a second run costs nothing), the git state of the training
+script and, if its tree is dirty, the patch against the commit
+(``git diff HEAD``, at most :data:`MAX_PATCH_BYTES`; a larger one is left out, with a note), the
+command line. Each probe is best effort: a probe that fails leaves its field empty and never
+stops a run.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from typing import Any
 # Distributions whose versions say how a model was trained (reported when installed).
 ML_PACKAGES = ("torch", "keras", "tensorflow", "jax", "lightning", "pytorch-lightning",
                "deepxde", "numpy", "scipy", "scikit-learn", "pandas", "parsl", "dlprov")
+
+#: the largest working-tree patch recorded (bytes); ``$DLPROV_MAX_PATCH_BYTES`` overrides it
+MAX_PATCH_BYTES = 256 * 1024
 
 ENV_USER, ENV_EMAIL, ENV_ORGANIZATION = "DLPROV_USER", "DLPROV_EMAIL", "DLPROV_ORGANIZATION"
 
@@ -145,12 +152,21 @@ def _gpus() -> tuple[dict[str, Any], ...]:
 
 @functools.lru_cache(maxsize=1)
 def _package_versions() -> dict[str, str]:
+    """Every installed distribution and its version, the ML packages first: what a venv must
+    hold to run the training again (``dlprov reproduce``)."""
     versions = {}
     for name in ML_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    others: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name and name not in versions and name.lower() not in others:
+            others[name.lower()] = (name, dist.version)
+    for name, version in sorted(others.values(), key=lambda nv: nv[0].lower()):
+        versions[name] = version
     return versions
 
 
@@ -160,14 +176,16 @@ def _script_dir() -> Path:
     return Path(script).resolve().parent if script else Path.cwd()
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
+def _git(args: list[str], cwd: Path, *, strip: bool = True) -> str | None:
     if not shutil.which("git"):
         return None
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() if strip else out.stdout
 
 
 def _git_state(directory: Path) -> dict[str, Any]:
@@ -177,8 +195,20 @@ def _git_state(directory: Path) -> dict[str, Any]:
     # --no-optional-locks: never take .git/index.lock while the user may be running git
     status = _git(["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
                   directory)
-    return {"git_commit": commit, "git_dirty": bool(status),
-            "git_repository": _git(["rev-parse", "--show-toplevel"], directory)}
+    found = {"git_commit": commit, "git_dirty": bool(status),
+             "git_repository": _git(["rev-parse", "--show-toplevel"], directory)}
+    if status:
+        found["git_patch"] = _patch(directory)
+    return found
+
+
+def _patch(directory: Path) -> str | None:
+    """``git diff HEAD`` of the tracked files (binary too), if at most the bound in size."""
+    patch = _git(["--no-optional-locks", "diff", "--binary", "HEAD"], directory, strip=False)
+    limit = int(os.environ.get("DLPROV_MAX_PATCH_BYTES", MAX_PATCH_BYTES))
+    if patch is None or len(patch.encode()) > limit:
+        return None
+    return patch
 
 
 def _git_config(key: str) -> str | None:

@@ -285,7 +285,9 @@ for _name, _target in {
         "package": "dlprov.cli.package:package_command",
         "verify": "dlprov.cli.package:verify_command",
         "inspect": "dlprov.cli.package:inspect_command",
-        "keygen": "dlprov.cli.package:keygen_command"}.items():
+        "keygen": "dlprov.cli.package:keygen_command",
+        "diff": "dlprov.cli.diff:diff",
+        "reproduce": "dlprov.cli.reproduce:reproduce"}.items():
     cli.add_lazy(_name, _target)
 
 

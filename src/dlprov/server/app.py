@@ -154,6 +154,13 @@ def create_app(store: Store | str | None = None, token: str | None = None, *,
         from dlprov.query.runs import runs_rows
         return _answer(runs_rows(store, dataflow))
 
+    @app.get("/v1/trace")
+    def trace(name: str = Query(..., max_length=1000), runs: bool = False,
+              dataflow: str | None = Query(None, max_length=64)) -> JSONResponse:
+        # one side of `dlprov diff` / `dlprov reproduce`, read from this store
+        from dlprov.compare.sources import trace_answer
+        return _answer(trace_answer(store, name, runs, dataflow))
+
     @app.get("/v1/runs/{exec_tag}/tasks")
     def tasks(exec_tag: str) -> JSONResponse:
         from dlprov.query.catalogue import list_tasks

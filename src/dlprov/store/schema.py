@@ -145,6 +145,7 @@ environment = Table(
     Column("git_dirty", Boolean),
     Column("git_repository", Text),
     Column("command_line", Text),
+    Column("git_patch", Text),  # the working tree's `git diff HEAD` when dirty (bounded)
 )
 
 task = Table(
