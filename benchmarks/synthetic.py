@@ -52,7 +52,10 @@ def schema_hash() -> str:
 
     from dlprov.store import schema as s
 
+    from dlprov.store import specs
+
     digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(Path(specs.__file__).read_bytes())  # how set tables and their indexes are made
     for table in s.metadata.sorted_tables:
         digest.update(str(CreateTable(table).compile(dialect=sqlite.dialect())).encode())
         for index in sorted(table.indexes, key=lambda i: i.name or ""):

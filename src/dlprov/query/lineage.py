@@ -19,7 +19,6 @@ from dlprov.query.relations import (
     produced_cte,
     ranking,
     used_cte,
-    values_cte,
 )
 from dlprov.query.sql import builtin_sql
 
@@ -97,28 +96,18 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     of the data their training used, directly or upstream."""
     need("q6", "training_set", training_set, "train.npz")
     ranked = ranking(ctx, "q6", choose_metric(ctx, "q6", metric, mode, set_tag, "loss", OTEST))
-    valued = {set_tag for set_tag in ctx.spec.sets
-              if ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)}
     # Walked down from the few tasks that used a matching value to the trainings they led
     # to, not up from every training: the same trainings (reachability is symmetric), without
-    # the lineage of every training in the store.
-    training = ctes(
-        edges_cte(),
-        # only elements with text or file values can match (_values): the others, and the
-        # elements' descriptions, are not read
-        produced_cte(ctx, sets=valued, described=False),
-        used_cte(ctx, sets=valued, described=False), values_cte(ctx),
-        f"""_hits(task_id) AS (
-  SELECT DISTINCT u.task_id
-  FROM _values v
-  JOIN _used u ON u.set_tag = v.set_tag AND u.element_id = v.element_id
-  WHERE {_NOT_HYPERPARAMETERS}
-    AND (v.value = :training_set OR v.value LIKE :training_set_suffix ESCAPE '\\')
-)""", """_downstream(task_id) AS (
-  SELECT task_id FROM _hits
+    # the lineage of every training in the store. Each set is filtered by value first, then
+    # joined to its users through task_usage's index: never a table of every element.
+    training = ctes(edges_cte(), _matching_cte(ctx), f"""_hits(task_id) AS (
+  SELECT tu.task_id
+  FROM _matching m
+  JOIN data_set ds ON ds.tag = m.set_tag
+  JOIN task_usage tu ON tu.producer_task_id = m.producer_task_id AND tu.ds_id = ds.id
   UNION
-  SELECT e.task_id FROM _downstream d JOIN _edges e ON e.upstream_id = d.task_id
-)""", f"""_matched AS (
+  SELECT m.consumer_task_id FROM _matching m WHERE m.consumer_task_id IS NOT NULL
+)""", _downstream_cte(ctx), f"""_matched AS (
   SELECT t.id AS train_task_id
   FROM task t
   JOIN data_transformation dt ON dt.id = t.dt_id
@@ -133,6 +122,54 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
                  {"training_set": training_set,
                   "training_set_suffix": _suffix_pattern(training_set)},
                  [ranked.note] if ranked.metric.chosen else [])
+
+
+def _matching_cte(ctx: Context) -> str:
+    """``_matching``: the elements with a text or file value equal to ``:training_set`` or
+    ending in ``/`` and it (hyperparameters aside), with the task that produced each, or, for
+    an input element nobody produced, the task that consumed it."""
+    branches = []
+    for set_tag in ctx.spec.sets:
+        names = ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)
+        if set_tag == ITRAIN or not names:
+            continue
+        matches = " OR ".join(
+            f"CAST(x.{ctx.q(name)} AS TEXT) = :training_set OR CAST(x.{ctx.q(name)} AS TEXT) "
+            f"LIKE :training_set_suffix ESCAPE '\\'" for name in names)
+        producers = ctx.spec.producers(set_tag)
+        for producer in producers:
+            column = f"x.{ctx.task_col(producer)}"
+            branches.append(f"SELECT {ctx.literal(set_tag)}, {column}, CAST(NULL AS INTEGER)\n"
+                            f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL AND ({matches})")
+        unproduced = "".join(f" AND x.{ctx.task_col(p)} IS NULL" for p in producers)
+        for consumer in sorted({d.following for d in ctx.spec.dependencies
+                                if d.set_tag == set_tag and d.previous is None and d.following}):
+            column = f"x.{ctx.task_col(consumer)}"
+            branches.append(f"SELECT {ctx.literal(set_tag)}, CAST(NULL AS INTEGER), {column}\n"
+                            f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL{unproduced} "
+                            f"AND ({matches})")
+    body = "\n  UNION ALL\n  ".join(branches) or (
+        "SELECT CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS INTEGER) WHERE 1 = 0")
+    return f"_matching(set_tag, producer_task_id, consumer_task_id) AS (\n  {body}\n)"
+
+
+def _downstream_cte(ctx: Context) -> str:
+    """``_downstream``: the tasks that ``_hits`` lead to by task order or use of data. SQLite
+    follows each edge table by its index (two recursive steps); PostgreSQL allows one
+    reference to the recursive table, so it follows their union (``_edges``)."""
+    if ctx.dialect == "sqlite":
+        return """_downstream(task_id) AS (
+  SELECT task_id FROM _hits
+  UNION
+  SELECT td.task_id FROM _downstream d JOIN task_dependency td ON td.depends_on_id = d.task_id
+  UNION
+  SELECT tu.task_id FROM _downstream d JOIN task_usage tu ON tu.producer_task_id = d.task_id
+)"""
+    return """_downstream(task_id) AS (
+  SELECT task_id FROM _hits
+  UNION
+  SELECT e.task_id FROM _downstream d JOIN _edges e ON e.upstream_id = d.task_id
+)"""
 
 
 def q10(ctx: Context, *, model: str | None = None) -> Built:

@@ -60,12 +60,21 @@ _lineage(root_id, task_id, depth) AS (
 )"""
 
 
+# Each test task's edges read through the edge tables' task_id index (no table of every edge).
 EVALUATIONS = f"""_evaluations(test_task_id, train_task_id) AS (
-  SELECT DISTINCT e.task_id, e.upstream_id
-  FROM _edges e
-  JOIN task c ON c.id = e.task_id
+  SELECT c.id, td.depends_on_id
+  FROM task c
   JOIN data_transformation ct ON ct.id = c.dt_id
-  JOIN task p ON p.id = e.upstream_id
+  JOIN task_dependency td ON td.task_id = c.id
+  JOIN task p ON p.id = td.depends_on_id
+  JOIN data_transformation pt ON pt.id = p.dt_id
+  WHERE ct.tag = '{TEST}' AND pt.tag = '{TRAIN}'
+  UNION
+  SELECT c.id, tu.producer_task_id
+  FROM task c
+  JOIN data_transformation ct ON ct.id = c.dt_id
+  JOIN task_usage tu ON tu.task_id = c.id
+  JOIN task p ON p.id = tu.producer_task_id
   JOIN data_transformation pt ON pt.id = p.dt_id
   WHERE ct.tag = '{TEST}' AND pt.tag = '{TRAIN}'
 )"""
@@ -203,17 +212,6 @@ def used_cte(ctx: Context, within: str | None = None,
     body = "\n  UNION ALL\n  ".join(branches)
     return (f"_used(task_id, set_tag, element_id, producer_task_id, files, data) AS (\n"
             f"  {body}\n)")
-
-
-def values_cte(ctx: Context) -> str:
-    """``_values``: text and file values of every set but the hyperparameters (itrain)."""
-    branches = [f"SELECT {ctx.literal(set_tag)}, x.id, CAST(x.{ctx.q(name)} AS TEXT) "
-                f"FROM {ctx.q(set_tag)} x WHERE x.{ctx.q(name)} IS NOT NULL"
-                for set_tag in ctx.spec.sets if set_tag != ITRAIN
-                for name in ctx.attributes(set_tag, AttributeType.TEXT, AttributeType.FILE)]
-    body = "\n  UNION ALL\n  ".join(branches) or (
-        "SELECT CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS TEXT) WHERE 1 = 0")
-    return f"_values(set_tag, element_id, value) AS (\n  {body}\n)"
 
 
 def hyperparameters(ctx: Context, training: str) -> tuple[str, str]:

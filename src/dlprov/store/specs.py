@@ -99,10 +99,13 @@ def _grow_set_tables(conn: Connection, previous: DataflowSpec, merged: DataflowS
     for set_tag in merged.sets:
         table = s.set_table(dialect.name, merged, set_tag, MetaData())
         task_columns = {task_column(t) for t in merged.transformations_of(set_tag)}
+        measures = s.measures_index(table, set_tag)
         if set_tag not in previous.sets:
             table.create(conn, checkfirst=True)
             for column in sorted(task_columns):
                 s.task_column_index(table, column).create(conn, checkfirst=True)
+            if measures is not None:
+                measures.create(conn, checkfirst=True)
             continue
         present = {c.name for c in s.set_columns(previous, set_tag)}
         for column in table.columns:
@@ -115,6 +118,8 @@ def _grow_set_tables(conn: Connection, previous: DataflowSpec, merged: DataflowS
             conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}{ddl}")
             if column.name in task_columns:
                 s.task_column_index(table, column.name).create(conn, checkfirst=True)
+        if measures is not None:  # made now if the set has just gained a measure
+            measures.create(conn, checkfirst=True)
 
 
 def create_set_tables(conn: Connection, spec: DataflowSpec) -> None:
