@@ -102,7 +102,9 @@ def _grow_set_tables(conn: Connection, previous: DataflowSpec, merged: DataflowS
         measures = s.measures_index(table, set_tag)
         if set_tag not in previous.sets:
             table.create(conn, checkfirst=True)
-            for column in sorted(task_columns):
+            # the measures index leads with its task column: it serves that column's lookups
+            covered = measures.columns[0].name if measures is not None else None
+            for column in sorted(task_columns - {covered}):
                 s.task_column_index(table, column).create(conn, checkfirst=True)
             if measures is not None:
                 measures.create(conn, checkfirst=True)
