@@ -7,6 +7,10 @@ model, the pictures (SVG, PNG; summarised past 150 nodes). Each figure is the me
 repeats. A whole-dataflow serialization whose time, estimated from the model's, is above
 ``--limit`` seconds is skipped and says so. No targets: the figures are measured, not judged.
 
+Validation is timed beside export: ``dlprov.prov.constraints.validate`` (every
+PROV-CONSTRAINTS check) against ``prov``'s ``ProvDocument.unified()`` (term unification only)
+on the same document, with their ratio to the PROV-JSON serialization time.
+
     python benchmarks/export.py                  # 1,000 × 100
     python benchmarks/export.py --quick          # 20 × 5, a few seconds
 """
@@ -24,6 +28,7 @@ from queries import Figure, report_table, time_ms, write_json  # noqa: E402
 
 import dlprov.query as q  # noqa: E402
 from dlprov.prov import document, serialize  # noqa: E402
+from dlprov.prov.constraints import validate  # noqa: E402
 from dlprov.store.store import Store  # noqa: E402
 
 TEXT_FORMATS = ("provn", "json", "xml", "ttl", "trig")
@@ -68,7 +73,37 @@ def scope_figures(scope: str, build, formats: tuple[str, ...], repeats: int,
                               extra={"scope": scope, "format": fmt, "records": records}))
         figures.append(Figure(f"{scope}: {fmt} size", len(data) / 1e6, "MB",
                               extra={"scope": scope, "format": fmt, "bytes": len(data)}))
+    figures += validation_figures(scope, doc, records, repeats, rates, limit)
     return figures, rates
+
+
+def validation_figures(scope: str, doc, records: int, repeats: int, rates: dict[str, float],
+                       limit: float) -> list[Figure]:
+    """dlprov's validation and prov's unified() of ``doc``, and their ratios to export
+    (PROV-JSON) time. unified() is skipped above ``limit`` seconds, estimated from the
+    validation time (it is never faster here)."""
+    times = 1 if records > 100_000 else repeats
+    median, low, high, report = timed(lambda: validate(doc), times)
+    figures = [Figure(f"{scope}: validate (dlprov, all constraints)", median, "s",
+                      spread=(low, high), extra={"scope": scope, "format": "validate",
+                                                 "records": records,
+                                                 "valid": report.valid})]
+    json_time = rates.get("json", 0) * records
+    if json_time:
+        figures.append(Figure(f"{scope}: validate / json export (ratio)", median / json_time,
+                              "x", extra={"scope": scope}))
+    if median * 10 > limit:
+        figures.append(Figure(f"{scope}: unified() (prov, skipped: validation alone took "
+                              f"{median:,.0f} s)", None, "s", extra={"scope": scope}))
+        return figures
+    flat = doc.flattened() if doc.bundles else doc
+    unified_median, low, high, _ = timed(flat.unified, times)
+    figures.append(Figure(f"{scope}: unified() (prov, unification only)", unified_median,
+                          "s", spread=(low, high), extra={"scope": scope,
+                                                          "format": "unified"}))
+    figures.append(Figure(f"{scope}: validate / unified()", median / unified_median, "x",
+                          extra={"scope": scope}))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,20 +34,25 @@ _FORMATS = ("json", "xml", "ttl", "trig", "rdfxml", "provn", "jsonld")
 @click.option("--lenient", is_flag=True,
               help="Accept what the prov library reads only with a warning that it will "
                    "reject it.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a document that breaks W3C PROV-CONSTRAINTS (default: store it "
+                   "with a warning).")
 @click.pass_context
 def import_command(ctx: click.Context, file: str, source: str | None, fmt: str | None,
                    record_keys: tuple[str, ...], record_id_from_name: bool,
-                   lenient: bool) -> None:
+                   lenient: bool, strict: bool) -> None:
     """Import the PROV document FILE that another tool recorded (a data-preparation tracker,
     say): PROV-JSON, PROV-XML, PROV-N, Turtle, TriG, RDF/XML or PROV-JSONLD; '-' reads
     standard input. Importing the same bytes again stores nothing. Prints what was stored
-    and how many of its records dlprov's elements name (attribute record_id)."""
+    and how many of its records dlprov's elements name (attribute record_id). A document
+    that breaks W3C PROV-CONSTRAINTS is stored with a warning, or refused with --strict."""
     from dlprov.prov.imports import DEFAULT_RECORD_KEYS, MAX_BYTES, import_document
     target = sys.stdin.buffer.read(MAX_BYTES + 1) if file == "-" else file
     report = import_document(target, store=Store(ctx.obj), source=source or
                              ("stdin" if file == "-" else None), format=fmt,
                              record_keys=record_keys or DEFAULT_RECORD_KEYS,
-                             record_id_from_name=record_id_from_name, strict=not lenient)
+                             record_id_from_name=record_id_from_name, strict=not lenient,
+                             constraints="strict" if strict else "warn")
     click.echo(report.summary())
 
 

@@ -287,7 +287,8 @@ for _name, _target in {
         "inspect": "dlprov.cli.package:inspect_command",
         "keygen": "dlprov.cli.package:keygen_command",
         "diff": "dlprov.cli.diff:diff",
-        "reproduce": "dlprov.cli.reproduce:reproduce"}.items():
+        "reproduce": "dlprov.cli.reproduce:reproduce",
+        "validate": "dlprov.cli.validate:validate"}.items():
     cli.add_lazy(_name, _target)
 
 

@@ -4,7 +4,8 @@
   one execution or one model's derivation trace (:mod:`dlprov.prov.mapping`);
 - :func:`export` / :func:`write` / :func:`serialize`: the same as file contents
   (:mod:`dlprov.prov.export`);
-- :func:`write_picture` / :func:`render`: drawings (:mod:`dlprov.prov.picture`).
+- :func:`write_picture` / :func:`render`: drawings (:mod:`dlprov.prov.picture`);
+- :func:`validate`: W3C PROV-CONSTRAINTS validity of a document (:mod:`dlprov.prov.constraints`).
 """
 from dlprov.prov.export import (
     FORMATS,
@@ -16,10 +17,11 @@ from dlprov.prov.export import (
     write,
     write_document,
 )
+from dlprov.prov.constraints import validate
 from dlprov.prov.ids import DLPROV
 from dlprov.prov.mapping import document, model_document
 from dlprov.prov.picture import render, write_picture
 
 __all__ = ["document", "model_document", "export", "write", "write_document", "serialize",
            "deserialize", "format_of", "render", "write_picture", "FORMATS", "DLPROV",
-           "ExportError"]
+           "ExportError", "validate"]

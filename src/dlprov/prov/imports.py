@@ -21,6 +21,8 @@ from typing import Sequence
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
+from dlprov.prov.constraints import Validation
+from dlprov.prov.constraints.report import Report
 from dlprov.prov.reading import (
     DEFAULT_RECORD_KEYS,
     FORMATS,
@@ -89,7 +91,8 @@ def import_document(path_or_bytes: str | os.PathLike | bytes, *,
                     record_keys: Sequence[str] = DEFAULT_RECORD_KEYS,
                     record_id_from_name: bool = False, strict: bool = True,
                     max_bytes: int = MAX_BYTES,
-                    max_value_chars: int = MAX_VALUE_CHARS) -> ImportReport:
+                    max_value_chars: int = MAX_VALUE_CHARS,
+                    constraints: str = "warn") -> ImportReport:
     """Import the PROV document at ``path_or_bytes`` (a file, or its bytes) into ``store`` as
     the provenance of ``source`` (default: the file's name without suffix).
 
@@ -101,7 +104,13 @@ def import_document(path_or_bytes: str | os.PathLike | bytes, *,
     Raises :class:`ProvImportError`, with nothing stored, for a document that is not PROV, is
     malformed, declares an XML DOCTYPE, or is over ``max_bytes`` or has a string over
     ``max_value_chars``; with ``strict``, also for what ``prov`` reads only with a warning that
-    it will reject it."""
+    it will reject it.
+
+    The document is checked against W3C PROV-CONSTRAINTS (:mod:`dlprov.prov.constraints`)
+    before it is stored: ``constraints="warn"`` (default) stores an invalid one with a
+    warning, ``"strict"`` refuses it, ``"off"`` does not check."""
+    if constraints not in ("warn", "strict", "off"):
+        raise ValueError(f"constraints must be warn, strict or off, not {constraints!r}")
     data, default_source, suffix = _read(path_or_bytes, max_bytes)
     fmt = choose_format(format, data, suffix)
     source = (source or default_source).strip()
@@ -123,12 +132,17 @@ def import_document(path_or_bytes: str | os.PathLike | bytes, *,
             with engine.begin() as conn:  # one transaction: all of it or nothing
                 if x.find_document(conn, digest) is None:
                     writer = _Writer(conn, header, record_keys)
+                    validation = Validation(source=source)
                     for batch in read_batches(data, fmt, max_bytes=max_bytes, strict=strict,
                                               warned=said):
                         writer.add(batch, batch_rows(batch, record_keys=record_keys,
                                                      record_id_from_name=record_id_from_name,
                                                      max_value_chars=max_value_chars))
+                        if constraints != "off":
+                            validation.add(batch.records, bundle=batch.bundle)
                     writer.finish()
+                    if constraints != "off":  # strict: raises, and the transaction rolls back
+                        said += _constraints(validation.report(), constraints)
                     created = True
         except IntegrityError:  # the same bytes, imported at this moment by another process
             created = False
@@ -204,6 +218,19 @@ class _Writer:
         self.conn.execute(d.update().where(d.c.id == self.doc_id).values(
             node_count=self.nodes, relation_count=self.relations,
             bundle_count=len(self.bundles), namespaces=self.namespaces))
+
+
+def _constraints(report: Report, mode: str) -> list[str]:
+    """The warning an invalid document gets (none if valid); with ``mode`` strict, raise."""
+    if report.valid:
+        return []
+    first = report.violations[0]
+    problem = (f"the document breaks W3C PROV-CONSTRAINTS: {len(report.violations)} "
+               f"violation(s), the first of constraint {first.number} {first.name} "
+               f"({first.message}); `dlprov validate FILE` lists them all")
+    if mode == "strict":
+        raise ProvImportError(f"{problem}; nothing stored")
+    return [problem]
 
 
 def _read(path_or_bytes: str | os.PathLike | bytes, max_bytes: int) -> tuple[bytes, str, str]:

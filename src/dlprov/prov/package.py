@@ -57,6 +57,7 @@ from dlprov.prov.archive import (
     safe_name,
     stream,
 )
+from dlprov.prov.constraints.report import Report
 from dlprov.prov.export import serialize
 from dlprov.prov.extract import (
     ExtractRefused,
@@ -383,6 +384,7 @@ def _check_signature(zf: zipfile.ZipFile, manifest: bytes, key: Ed25519PublicKey
 
 def _check_document(zf: zipfile.ZipFile, model: dict[str, Any], actual: str,
                     verdict: Verdict, limits: Limits) -> None:
+    from dlprov.prov.constraints import Validation
     from dlprov.prov.reading import read_batches
 
     if PROV_JSON not in zf.NameToInfo:
@@ -392,11 +394,13 @@ def _check_document(zf: zipfile.ZipFile, model: dict[str, Any], actual: str,
                      f"that verify reads")
         return
     wanted = ids.model_id(model["model_id"]) if model.get("model_id") else None
+    validation = Validation(source=PROV_JSON)
     recorded: set[str] = set()
     declared = False
     try:
         data = read_small(zf, PROV_JSON, limits.document_bytes)
         for batch in read_batches(data, "json", max_bytes=limits.document_bytes, strict=False):
+            validation.add(batch.records, bundle=batch.bundle)
             for record in batch.records:
                 if wanted is not None and record.is_element() and record.identifier == wanted:
                     declared = True
@@ -404,6 +408,7 @@ def _check_document(zf: zipfile.ZipFile, model: dict[str, Any], actual: str,
     except (ProvImportError, PackageError) as exc:
         verdict.fail(f"{PROV_JSON} is not a well-formed PROV-JSON document: {exc}")
         return
+    _check_constraints(validation.report(), verdict)
     if wanted is None:
         verdict.checks.append(f"{PROV_JSON} is well formed")
     elif not declared:
@@ -413,6 +418,18 @@ def _check_document(zf: zipfile.ZipFile, model: dict[str, Any], actual: str,
                      f"({', '.join(sorted(recorded)) or 'none'})")
     else:
         verdict.checks.append(f"{PROV_JSON} is well formed and records the model's sha256")
+
+
+def _check_constraints(report: Report, verdict: Verdict) -> None:
+    """The document must be valid under W3C PROV-CONSTRAINTS (dlprov.prov.constraints)."""
+    if report.valid:
+        verdict.checks.append(f"{PROV_JSON} is valid under W3C PROV-CONSTRAINTS")
+        return
+    shown = "; ".join(f"constraint {v.number} {v.name}: {v.message}"
+                      for v in report.violations[:3])
+    more = len(report.violations) - 3
+    verdict.fail(f"{PROV_JSON} breaks W3C PROV-CONSTRAINTS: {shown}"
+                 + (f" (and {more} more)" if more > 0 else ""))
 
 
 def _check_extract(extract: Path, model: dict[str, Any], actual: str, verdict: Verdict,
