@@ -39,6 +39,7 @@ bench: $(STAMP) bench-peers
 	$(BIN)/python benchmarks/faults.py --faults 50 --json $(BENCH_OUT)/faults.json > $(BENCH_OUT)/faults.txt
 	$(BIN)/python benchmarks/imports.py --json $(BENCH_OUT)/imports.json > $(BENCH_OUT)/imports.txt
 	$(BIN)/python benchmarks/cli_startup.py --json $(BENCH_OUT)/cli_startup.json > $(BENCH_OUT)/cli_startup.txt
+	$(BIN)/python benchmarks/ui.py $$(test -f $(PEERS_STAMP) && echo --mlflow) --json $(BENCH_OUT)/ui.json > $(BENCH_OUT)/ui.txt
 	$(BIN)/python benchmarks/report.py $(BENCH_OUT) -o benchmarks/RESULTS.md
 
 # MLflow and yProv4ML live in their own venv, never in the project's. torch==2.13.0 goes in

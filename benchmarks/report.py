@@ -33,6 +33,7 @@ BENCHMARKS = (
     ("faults", "Faults during a run"),
     ("imports", "PROV import memory"),
     ("cli_startup", "CLI start-up"),
+    ("ui", "Web UI"),
 )
 
 

@@ -48,6 +48,8 @@ def test_the_suggested_commands_run_on_the_store(story, tmp_path):
     commands = [shlex.split(line)[1:] for line in story if line.startswith("  dlprov ")]
     assert len(commands) >= 3
     runner = CliRunner()
+    assert commands[-1][-1] == "ui"  # serves until stopped: its options are checked instead
+    commands[-1].append("--help")
     for command in commands:
         result = runner.invoke(cli, command)
         assert result.exit_code == 0, (command, result.output)

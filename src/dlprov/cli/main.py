@@ -288,7 +288,8 @@ for _name, _target in {
         "keygen": "dlprov.cli.package:keygen_command",
         "diff": "dlprov.cli.diff:diff",
         "reproduce": "dlprov.cli.reproduce:reproduce",
-        "validate": "dlprov.cli.validate:validate"}.items():
+        "validate": "dlprov.cli.validate:validate",
+        "ui": "dlprov.cli.ui:ui"}.items():
     cli.add_lazy(_name, _target)
 
 

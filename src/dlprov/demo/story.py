@@ -185,3 +185,4 @@ def _next_steps(store: Store, dataflow: str, model: str | None,
             (f"export --model {model or 'MODEL'} -o model.provn",
              "W3C PROV of the model's derivation")):
         echo(f"  {prefix} {command}\n      {what}")
+    echo(f"  {prefix} ui\n      all of it in a browser: runs, live curves, compare, lineage")

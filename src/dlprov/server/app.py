@@ -186,6 +186,9 @@ def create_app(store: Store | str | None = None, token: str | None = None, *,
         return _answer({"question": question.lower(), "columns": result.columns,
                         "rows": result.records()})
 
+    # -- the web UI (dlprov ui) under /ui: the same guard, the same store ----------------
+    from dlprov.ui.app import mount_ui
+    mount_ui(app, store, policy)
     return app
 
 
