@@ -289,7 +289,8 @@ for _name, _target in {
         "diff": "dlprov.cli.diff:diff",
         "reproduce": "dlprov.cli.reproduce:reproduce",
         "validate": "dlprov.cli.validate:validate",
-        "ui": "dlprov.cli.ui:ui"}.items():
+        "ui": "dlprov.cli.ui:ui",
+        "mlflow": "dlprov.cli.mlflow:mlflow"}.items():
     cli.add_lazy(_name, _target)
 
 
