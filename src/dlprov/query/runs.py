@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from dlprov.errors import QueryError
 from dlprov.model.names import task_column
@@ -94,19 +94,53 @@ def _add_set_columns(conn: Connection, spec: DataflowSpec, by_id: dict[int, dict
             for name, value in values.items():
                 row.setdefault(f"{set_tag}.{name}", value)  # the first element's
     for set_tag in (t for t in METRIC_SETS if t in spec.sets):
-        numeric = {a.name for a in spec.sets[set_tag].attributes.values()
-                   if a.type == AttributeType.NUMERIC}
-        series: dict[tuple[int, str], list[float]] = {}
-        for exec_id, values in _set_values(conn, spec, set_tag, by_id):
-            for name in numeric:
-                value = values.get(name)
-                if isinstance(value, (int, float)) and math.isfinite(value):
-                    series.setdefault((exec_id, name), []).append(value)
-        for (exec_id, name), found in series.items():
-            best = min(found) if lower_is_better(name) else max(found)
-            by_id[exec_id].update({f"{set_tag}.{name}:last": found[-1],
-                                   f"{set_tag}.{name}:best": best,
-                                   f"{set_tag}.{name}:mean": sum(found) / len(found)})
+        _add_metric_columns(conn, spec, set_tag, by_id)
+
+
+# The largest finite double: comparisons with it keep a value only if it is finite (NaN, which
+# PostgreSQL orders above every number, and infinities are left out, as from a curve's best).
+_FINITE = 1.7976931348623157e308
+
+
+def _add_metric_columns(conn: Connection, spec: DataflowSpec, set_tag: str,
+                        by_id: dict[int, dict]) -> None:
+    """``SET.NAME:last|best|mean`` of every numeric attribute of a metric set, per execution,
+    over its finite values: aggregated by the database (a million epochs are not sent to
+    Python), the last value read by the id of the last element holding one."""
+    numeric = [a.name for a in spec.sets[set_tag].attributes.values()
+               if a.type == AttributeType.NUMERIC]
+    table = s.set_table(conn.dialect.name, spec, set_tag)
+    task_ids = [table.c[task_column(t)] for t in spec.transformations_of(set_tag)]
+    if not numeric or not task_ids:
+        return
+    owner = func.coalesce(*task_ids) if len(task_ids) > 1 else task_ids[0]
+    aggregates = []
+    for name in numeric:
+        finite = case((table.c[name].between(-_FINITE, _FINITE), table.c[name]))
+        aggregates += [func.count(finite), func.avg(finite), func.min(finite), func.max(finite),
+                       func.max(case((table.c[name].between(-_FINITE, _FINITE), table.c.id)))]
+    query = (select(s.task.c.exec_id, *aggregates).join(s.task, s.task.c.id == owner)
+             .group_by(s.task.c.exec_id))
+    last_of: dict[int, list[tuple[int, str]]] = {}
+    for exec_id, *found in conn.execute(query):
+        row = by_id.get(exec_id)
+        if row is None:
+            continue
+        for i, name in enumerate(numeric):
+            count, mean, lowest, highest, last_id = found[5 * i:5 * i + 5]
+            if not count:
+                continue
+            row.update({f"{set_tag}.{name}:last": None,  # filled below, first in the order
+                        f"{set_tag}.{name}:best": lowest if lower_is_better(name) else highest,
+                        f"{set_tag}.{name}:mean": mean})
+            last_of.setdefault(last_id, []).append((exec_id, name))
+    ids = list(last_of)
+    for start in range(0, len(ids), 500):
+        query = (select(table.c.id, *(table.c[n] for n in numeric))
+                 .where(table.c.id.in_(ids[start:start + 500])))
+        for element in conn.execute(query):
+            for exec_id, name in last_of[element.id]:
+                by_id[exec_id][f"{set_tag}.{name}:last"] = element._mapping[name]
 
 
 def parameter_sets(spec: DataflowSpec) -> list[str]:
