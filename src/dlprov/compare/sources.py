@@ -8,11 +8,8 @@ store it came from give the same trace. A server answers ``GET /v1/trace`` with
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import sqlite3
 import zipfile
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -78,35 +75,16 @@ def _remote_trace(store: Store, name: str, runs: bool, dataflow: str | None) -> 
 def package_trace(path: str | os.PathLike) -> dict[str, Any]:
     """The trace of the model a package holds, read from its extract (checked against the
     manifest first). Raises :class:`PackageError` for a damaged or foreign file."""
-    from dlprov.localfiles import private_tempdir
-    from dlprov.prov.archive import DEFAULT_LIMITS, PackageError, open_archive, stream
-    from dlprov.prov.extract import ExtractRefused, open_untrusted
-    from dlprov.prov.package import EXTRACT, _ExtractStore, _manifest
+    from dlprov.prov.archive import PackageError
+    from dlprov.prov.package import EXTRACT, packaged_store
 
-    limits, where = DEFAULT_LIMITS, os.fspath(path)
-    with closing(open_archive(path, limits)) as zf, private_tempdir("dlprov-diff-") as tmp:
-        _, manifest = _manifest(zf, where, limits)
-        listed = manifest["members"].get(EXTRACT)
-        if listed is None or EXTRACT not in zf.NameToInfo:
-            raise PackageError(f"{where}: no {EXTRACT}: the package cannot be compared")
-        extract, digest = tmp / EXTRACT, hashlib.sha256()
-        with open(extract, "wb") as out:
-            size = stream(zf, EXTRACT, [digest.update, out.write], limits.member_bytes)
-        if {"sha256": digest.hexdigest(), "size_bytes": size} != listed:
-            raise PackageError(f"{where}: {EXTRACT} does not match the manifest; run "
-                               f"dlprov verify")
-        try:
-            open_untrusted(extract, limits.query_seconds).close()
-        except (ExtractRefused, sqlite3.DatabaseError) as exc:
-            raise PackageError(f"{where}: {EXTRACT}: {exc}") from None
+    where = os.fspath(path)
+    with packaged_store(path) as (store, manifest):
         model = manifest["model"]
-        store = _ExtractStore(extract, limits.query_seconds)
         try:
             trace = read_trace(store, model.get("model_id") or model.get("name"),
                                dataflow=manifest.get("dataflow"))
         except OperationalError as exc:
             raise PackageError(f"{where}: {EXTRACT} cannot be read: {exc}") from None
-        finally:
-            store.dispose()
     trace["label"] = where
     return trace

@@ -522,7 +522,24 @@ def inspect_package(path: str | os.PathLike, question: str, *, limits: Limits = 
     if question not in QUESTIONS:
         raise PackageError(f"a package answers {', '.join(QUESTIONS)}, not {question!r}")
     where = os.fspath(path)
-    with closing(open_archive(path, limits)) as zf, private_tempdir("dlprov-inspect-") as tmp:
+    with packaged_store(path, limits) as (store, manifest):
+        model = manifest["model"]
+        params.setdefault("model", model.get("model_id") or model.get("name"))
+        try:
+            return ask(question, store=store, dataflow=manifest.get("dataflow"), **params)
+        except OperationalError as exc:
+            raise PackageError(f"{where}: {EXTRACT} cannot be queried: "
+                               f"{_why(exc, limits)}") from None
+
+
+@contextmanager
+def packaged_store(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS
+                   ) -> Iterator[tuple["_ExtractStore", dict[str, Any]]]:
+    """The package's store extract, checked against its manifest and opened as untrusted
+    input (read-only, queries time-limited), with the manifest; removed afterwards. Raises
+    :class:`PackageError` for a missing, altered or unsafe extract."""
+    where = os.fspath(path)
+    with closing(open_archive(path, limits)) as zf, private_tempdir("dlprov-extract-") as tmp:
         _, manifest = _manifest(zf, where, limits)
         listed = manifest["members"].get(EXTRACT)
         extract = tmp / EXTRACT
@@ -538,13 +555,8 @@ def inspect_package(path: str | os.PathLike, question: str, *, limits: Limits = 
             open_untrusted(extract, limits.query_seconds).close()
         except (ExtractRefused, sqlite3.DatabaseError) as exc:
             raise PackageError(f"{where}: {EXTRACT}: {exc}") from None
-        model = manifest["model"]
-        params.setdefault("model", model.get("model_id") or model.get("name"))
         store = _ExtractStore(extract, limits.query_seconds)
         try:
-            return ask(question, store=store, dataflow=manifest.get("dataflow"), **params)
-        except OperationalError as exc:
-            raise PackageError(f"{where}: {EXTRACT} cannot be queried: "
-                               f"{_why(exc, limits)}") from None
+            yield store, manifest
         finally:
             store.dispose()
