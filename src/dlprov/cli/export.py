@@ -50,6 +50,12 @@ def export(ctx: click.Context, df_tag: str | None, run: str | None, model: str |
             raise click.UsageError(f"a {fmt} picture needs a file: give -o FILE.{fmt}")
         if fmt == "neo4j-csv":
             raise click.UsageError("neo4j-csv needs a place: give -o FOLDER or -o FILE.zip")
+        from dlprov.prov.stream import streams, write_scope
+        if streams(fmt):  # written as the records are made: no whole text in memory
+            from dlprov.prov.scope import read_snapshot
+            write_scope(read_snapshot(Store(ctx.obj), dataflow=df_tag, run=run, model=model),
+                        fmt, click.get_text_stream("stdout").write)
+            return
         click.echo(export_text(Store(ctx.obj), dataflow=df_tag, run=run, model=model,
                                format=fmt), nl=False)
         return

@@ -10,6 +10,10 @@
 PROV-N, PROV-JSON, PROV-XML and TriG keep one bundle per execution. Turtle has no named graphs,
 so a Turtle export is the flattened document (every bundle's records at the top level); reading
 it back gives the flattened document, with records of one identifier merged (PROV unification).
+
+Turtle, TriG and PROV-JSON of a scope are written while the mapping makes its records
+(:mod:`dlprov.prov.stream`): the same graph (PROV-JSON: the same bytes), without holding the
+whole document or an rdflib graph; ``streaming=False`` takes the whole-document path.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from prov.model import ProvDocument
 from dlprov.errors import DlprovError
 from dlprov.prov.mapping import document
 from dlprov.prov.memory import paused_gc
+from dlprov.prov.scope import read_snapshot
 from dlprov.store.store import Store
 
 #: format -> (prov serializer, its options)
@@ -133,12 +138,19 @@ def _quiet_rdflib() -> Iterator[None]:
 
 def export(store: Store | str | None = None, *, dataflow: str | None = None,
            run: str | int | None = None, model: str | None = None, format: str = "json",
-           max_nodes: int = 150) -> str | bytes:
+           max_nodes: int = 150, streaming: bool = True) -> str | bytes:
     """The PROV of a dataflow, one execution (``run``) or one model's trace (``model``) in
     ``format``: text for provn, json, xml, ttl, trig and cypher; bytes for svg, png, pdf and
-    neo4j-csv (a zip archive). See
-    :func:`dlprov.prov.mapping.document` for the scopes."""
+    neo4j-csv (a zip archive). See :func:`dlprov.prov.mapping.document` for the scopes.
+    ``streaming`` False builds the whole document first where a format is otherwise written
+    as its records are made (the same output, read back)."""
     format = check_format(format)
+    if streaming and _streams(format):
+        from dlprov.prov.stream import write_scope
+        parts: list[str] = []
+        write_scope(read_snapshot(store, dataflow=dataflow, run=run, model=model), format,
+                    parts.append)
+        return "".join(parts)
     data = serialize(document(store, dataflow=dataflow, run=run, model=model), format,
                      max_nodes=max_nodes)
     return data if format in PICTURE_FORMATS or format == "neo4j-csv" else data.decode("utf-8")
@@ -146,11 +158,16 @@ def export(store: Store | str | None = None, *, dataflow: str | None = None,
 
 def write(path: str | os.PathLike, store: Store | str | None = None, *,
           dataflow: str | None = None, run: str | int | None = None, model: str | None = None,
-          format: str | None = None, max_nodes: int = 150, group: bool = True) -> Path:
+          format: str | None = None, max_nodes: int = 150, group: bool = True,
+          streaming: bool = True) -> Path:
     """Write :func:`export`'s output to ``path``; the format defaults to its extension
-    (``max_nodes``, ``group``: pictures, see :func:`serialize`)."""
+    (``max_nodes``, ``group``: pictures, see :func:`serialize`; ``streaming``: see
+    :func:`export`)."""
     path = Path(path)
     format = check_format(format) if format else format_of(path)
+    if streaming and _streams(format):
+        return _write_streaming(path, read_snapshot(store, dataflow=dataflow, run=run,
+                                                    model=model), format)
     doc = document(store, dataflow=dataflow, run=run, model=model)
     return write_document(doc, path, format, max_nodes=max_nodes, group=group)
 
@@ -167,4 +184,24 @@ def write_document(doc: ProvDocument, path: str | os.PathLike, format: str | Non
     data = serialize(doc, format, max_nodes=max_nodes, group=group)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    return path
+
+
+def _streams(format: str) -> bool:
+    from dlprov.prov.stream import streams
+    return streams(format)
+
+
+def _write_streaming(path: Path, snap, format: str) -> Path:
+    """Write a streamed export into a file beside ``path``, renamed onto it when complete:
+    a failure leaves no partial file."""
+    from dlprov.prov.stream import write_scope
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as out:
+            write_scope(snap, format, out.write)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
