@@ -80,8 +80,7 @@ def measure_call(run: "dlprov.Run", calls: int, chunk: int = 10) -> float:
 
 
 def bench(name: str, url: str, df_tag: str, args: argparse.Namespace) -> dict:
-    os.environ["DLPROV_CAPTURE_ENVIRONMENT"] = "0"
-    with dlprov.run(df_tag, store=url) as run:
+    with dlprov.run(df_tag, store=url, capture_environment=False) as run:
         records = capture_records(run, args.elements)
         rates = measure_ingest(Store(url), records, args.batch, args.repeats)
         call_us = measure_call(run, args.calls)

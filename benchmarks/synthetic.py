@@ -99,16 +99,23 @@ def _build_in(url: str, executions: int, epochs: int, seed: int, echo,
     target = Store(url)
     if target.backend == "postgresql" and target.load_spec(dataflow) is not None:
         return SyntheticStore(url, dataflow, executions, epochs, 0.0, True)
-    os.environ["DLPROV_CAPTURE_ENVIRONMENT"] = "0"  # one probe, below, serves every execution
     environment = _environment()
     began = time.perf_counter()
     rng = random.Random(seed)
     workspace = Path(url.split("///", 1)[-1]).parent if url.startswith("sqlite") else CACHE
-    for i in range(executions):
-        capture_execution(target, dataflow, i, epochs, rng, environment, workspace)
-        if echo and executions >= 100 and (i + 1) % max(1, executions // 10) == 0:
-            echo(f"  built {i + 1}/{executions} executions "
-                 f"({time.perf_counter() - began:.0f} s)", flush=True)
+    before = os.environ.get("DLPROV_CAPTURE_ENVIRONMENT")
+    os.environ["DLPROV_CAPTURE_ENVIRONMENT"] = "0"  # one probe, above, serves every execution
+    try:
+        for i in range(executions):
+            capture_execution(target, dataflow, i, epochs, rng, environment, workspace)
+            if echo and executions >= 100 and (i + 1) % max(1, executions // 10) == 0:
+                echo(f"  built {i + 1}/{executions} executions "
+                     f"({time.perf_counter() - began:.0f} s)", flush=True)
+    finally:  # the caller's own runs (a test's, say) probe their environment as before
+        if before is None:
+            os.environ.pop("DLPROV_CAPTURE_ENVIRONMENT", None)
+        else:
+            os.environ["DLPROV_CAPTURE_ENVIRONMENT"] = before
     close_all(timeout=3600)  # every record written before the clock stops
     target.dispose()
     seconds = time.perf_counter() - began

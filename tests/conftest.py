@@ -40,6 +40,17 @@ def postgresql_home(prefix: str = "t") -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Environment variables a test (or a benchmark function it calls) sets are undone when it
+    ends: a leaked DLPROV_CAPTURE_ENVIRONMENT=0 once silenced every later test's probe."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _release_stores() -> Iterator[None]:
     """When a test ends, its recorders are flushed and stopped and the process's shared engines
     closed: every test has stores of its own (a file, a schema, a database), and a pool kept per
