@@ -83,11 +83,14 @@ def runs_rows(store: Store, df_tag: str | None = None) -> list[dict[str, Any]]:
         for tag in tags:
             found = read_spec(conn, tag)
             if found is not None:
-                _add_set_columns(conn, found[2], by_id)
+                add_set_columns(conn, found[2], by_id)
     return rows
 
 
-def _add_set_columns(conn: Connection, spec: DataflowSpec, by_id: dict[int, dict]) -> None:
+def add_set_columns(conn: Connection, spec: DataflowSpec, by_id: dict[int, dict]) -> None:
+    """Add to the rows ``by_id`` (execution id -> row) of dataflow ``spec`` their hyperparameter
+    and metric columns, read for those executions only when they are a few (a page, or the
+    runs still going), else for the whole dataflow."""
     for set_tag in parameter_sets(spec):
         for exec_id, values in _set_values(conn, spec, set_tag, by_id):
             row = by_id[exec_id]
@@ -119,8 +122,8 @@ def _add_metric_columns(conn: Connection, spec: DataflowSpec, set_tag: str,
         finite = case((table.c[name].between(-_FINITE, _FINITE), table.c[name]))
         aggregates += [func.count(finite), func.avg(finite), func.min(finite), func.max(finite),
                        func.max(case((table.c[name].between(-_FINITE, _FINITE), table.c.id)))]
-    query = (select(s.task.c.exec_id, *aggregates).join(s.task, s.task.c.id == owner)
-             .group_by(s.task.c.exec_id))
+    query = _of_executions(select(s.task.c.exec_id, *aggregates)
+                           .join(s.task, s.task.c.id == owner), by_id).group_by(s.task.c.exec_id)
     last_of: dict[int, list[tuple[int, str]]] = {}
     for exec_id, *found in conn.execute(query):
         row = by_id.get(exec_id)
@@ -141,6 +144,16 @@ def _add_metric_columns(conn: Connection, spec: DataflowSpec, set_tag: str,
         for element in conn.execute(query):
             for exec_id, name in last_of[element.id]:
                 by_id[exec_id][f"{set_tag}.{name}:last"] = element._mapping[name]
+
+
+# Up to this many executions are read by id (through the task table's exec_id index); more
+# are read with the whole dataflow, which is cheaper than a long IN list.
+_BY_ID = 500
+
+
+def _of_executions(query, by_id: dict[int, dict]):
+    """``query`` (joined to ``task``) kept to the executions ``by_id`` when they are few."""
+    return query.where(s.task.c.exec_id.in_(list(by_id))) if len(by_id) <= _BY_ID else query
 
 
 def parameter_sets(spec: DataflowSpec) -> list[str]:
@@ -167,8 +180,8 @@ def _set_values(conn: Connection, spec: DataflowSpec, set_tag: str,
         return
     names = list(spec.sets[set_tag].attributes)
     owner = func.coalesce(*task_ids) if len(task_ids) > 1 else task_ids[0]
-    query = (select(s.task.c.exec_id, *(table.c[n] for n in names))
-             .join(s.task, s.task.c.id == owner).order_by(table.c.id))
+    query = _of_executions(select(s.task.c.exec_id, *(table.c[n] for n in names))
+                           .join(s.task, s.task.c.id == owner), by_id).order_by(table.c.id)
     for exec_id, *values in conn.execute(query):
         if exec_id in by_id:
             yield exec_id, dict(zip(names, values))

@@ -130,8 +130,7 @@ def _refreshed(store: Store) -> RunsTable:
             for tag in sorted({str(r["df_tag"]).lower() for r in stale.values()}):
                 found = read_spec(conn, tag)
                 if found is not None:
-                    # pylint: disable=protected-access
-                    q._add_set_columns(conn, found[2], stale)
+                    q.add_set_columns(conn, found[2], stale)
         fresh = {i: ((r["exec_tag"], r["start_time"]), {k: v for k, v in r.items() if "." in k})
                  for i, r in stale.items() if r["status"] in _FINAL}
         with _lock:
