@@ -38,7 +38,8 @@ def test_two_candidates_differ_in_exactly_their_hyperparameters(demo_store):
     # the same preparation on the same data: no step, no dataset differs
     assert _changed(found, "preparation") == set() and _changed(found, "data") == set()
     assert found["divergence"] == []
-    assert "otest.accuracy" in _changed(found, "metrics")
+    # two optimisers: their training curves part (their test accuracies can tie on 360 digits)
+    assert "otrain.loss" in _changed(found, "metrics")
     assert _changed(found, "model") >= {"sha256"}
     assert not found["identical"]
 
