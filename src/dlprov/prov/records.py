@@ -83,8 +83,19 @@ class RecordAdder:
     def _add(self, bundle: ProvBundle, record_type: QualifiedName,
              identifier: QualifiedName | None, attributes: Pairs) -> bool:
         """Store the record unchecked if it is of the kind described above; False if not."""
-        if id(bundle) not in self._fast:
+        if id(bundle) not in self._fast or not self._plain(identifier, attributes):
             return False
+        record = PROV_REC_CLS[record_type](bundle, identifier)
+        stored = record._attributes
+        for name, value in attributes:
+            if value is not None:  # as prov: None means no attribute
+                stored[name].add(value)
+        bundle._add_record(record)
+        return True
+
+    def _plain(self, identifier: QualifiedName | None, attributes: Pairs) -> bool:
+        """Whether a record can be stored unchecked: names in the exporter's namespace, and
+        values of the types prov stores as they are."""
         namespace = self.namespace
         if identifier is not None and (type(identifier) is not QualifiedName
                                        or identifier.namespace is not namespace):
@@ -97,12 +108,6 @@ class RecordAdder:
                     return False
             elif type(value) is not QualifiedName or value.namespace is not namespace:
                 return False
-        record = PROV_REC_CLS[record_type](bundle, identifier)
-        stored = record._attributes
-        for name, value in attributes:
-            if value is not None:  # as prov: None means no attribute
-                stored[name].add(value)
-        bundle._add_record(record)
         return True
 
 

@@ -18,7 +18,7 @@ from prov.model import ProvBundle, ProvDocument, ProvRecord
 from dlprov.prov import mapping
 from dlprov.prov.ids import DLPROV
 from dlprov.prov.memory import paused_gc
-from dlprov.prov.records import _STORED_AS_IS, Pairs, RecordAdder
+from dlprov.prov.records import Pairs, RecordAdder
 from dlprov.prov.scope import Snapshot
 
 Emit = Callable[[ProvRecord], None]
@@ -57,20 +57,6 @@ class _PassingAdder(RecordAdder):
         if id(bundle) not in self._fast or not self._plain(identifier, attributes):
             return super()._add(bundle, record_type, identifier, attributes)
         self._direct(bundle, record_type, identifier, attributes)
-        return True
-
-    def _plain(self, identifier: QualifiedName | None, attributes: Pairs) -> bool:
-        """The records :meth:`RecordAdder._add` stores unchecked (the same conditions)."""
-        namespace = self.namespace
-        if identifier is not None and (type(identifier) is not QualifiedName
-                                       or identifier.namespace is not namespace):
-            return False
-        for name, value in attributes:
-            if name.namespace is namespace:
-                if value is not None and type(value) not in _STORED_AS_IS:
-                    return False
-            elif type(value) is not QualifiedName or value.namespace is not namespace:
-                return False
         return True
 
 
