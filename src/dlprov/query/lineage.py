@@ -17,6 +17,7 @@ from dlprov.query.relations import (
     edges_cte,
     lineage_cte,
     produced_cte,
+    raw_inputs,
     ranking,
     used_cte,
 )
@@ -136,15 +137,11 @@ def _matching_cte(ctx: Context) -> str:
         matches = " OR ".join(
             f"CAST(x.{ctx.q(name)} AS TEXT) = :training_set OR CAST(x.{ctx.q(name)} AS TEXT) "
             f"LIKE :training_set_suffix ESCAPE '\\'" for name in names)
-        producers = ctx.spec.producers(set_tag)
-        for producer in producers:
+        for producer in ctx.spec.producers(set_tag):
             column = f"x.{ctx.task_col(producer)}"
             branches.append(f"SELECT {ctx.literal(set_tag)}, {column}, CAST(NULL AS INTEGER)\n"
                             f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL AND ({matches})")
-        unproduced = "".join(f" AND x.{ctx.task_col(p)} IS NULL" for p in producers)
-        for consumer in sorted({d.following for d in ctx.spec.dependencies
-                                if d.set_tag == set_tag and d.previous is None and d.following}):
-            column = f"x.{ctx.task_col(consumer)}"
+        for column, unproduced in raw_inputs(ctx, set_tag):
             branches.append(f"SELECT {ctx.literal(set_tag)}, CAST(NULL AS INTEGER), {column}\n"
                             f"  FROM {ctx.q(set_tag)} x WHERE {column} IS NOT NULL{unproduced} "
                             f"AND ({matches})")

@@ -188,6 +188,17 @@ def produced_cte(ctx: Context, within: str | None = None,
     return f"_produced(set_tag, element_id, task_id, files, data) AS (\n  {body}\n)"
 
 
+def raw_inputs(ctx: Context, set_tag: str) -> list[tuple[str, str]]:
+    """For each transformation taking ``set_tag`` as a raw input (elements no task produced):
+    its task column (``x.<t>_task_id``) and the condition `` AND x.<producer>_task_id IS
+    NULL ...`` that keeps the elements no producer made."""
+    unproduced = "".join(f" AND x.{ctx.task_col(p)} IS NULL"
+                         for p in ctx.spec.producers(set_tag))
+    consumers = sorted({d.following for d in ctx.spec.dependencies
+                        if d.set_tag == set_tag and d.previous is None and d.following})
+    return [(f"x.{ctx.task_col(consumer)}", unproduced) for consumer in consumers]
+
+
 def used_cte(ctx: Context, within: str | None = None,
              sets: Iterable[str] | None = None, described: bool = True) -> str:
     """``_used`` (needs ``_produced``); ``within`` keeps the elements used by those tasks only,
@@ -198,12 +209,7 @@ def used_cte(ctx: Context, within: str | None = None,
   JOIN data_set ds ON ds.id = tu.ds_id
   JOIN _produced p ON p.task_id = tu.producer_task_id AND p.set_tag = ds.tag{where}"""]
     for set_tag in ctx.spec.sets if sets is None else [t for t in ctx.spec.sets if t in sets]:
-        producers = ctx.spec.producers(set_tag)
-        consumers = sorted({d.following for d in ctx.spec.dependencies
-                            if d.set_tag == set_tag and d.previous is None and d.following})
-        for consumer in consumers:
-            column = f"x.{ctx.task_col(consumer)}"
-            unproduced = "".join(f" AND x.{ctx.task_col(p)} IS NULL" for p in producers)
+        for column, unproduced in raw_inputs(ctx, set_tag):
             branches.append(
                 f"SELECT {column}, {ctx.literal(set_tag)}, x.id, CAST(NULL AS INTEGER), "
                 f"{_description(ctx, set_tag, described)}\n"
