@@ -119,9 +119,10 @@ def _add_metric_columns(conn: Connection, spec: DataflowSpec, set_tag: str,
     owner = func.coalesce(*task_ids) if len(task_ids) > 1 else task_ids[0]
     aggregates = []
     for name in numeric:
-        finite = case((table.c[name].between(-_FINITE, _FINITE), table.c[name]))
+        is_finite = table.c[name].between(-_FINITE, _FINITE)
+        finite = case((is_finite, table.c[name]))
         aggregates += [func.count(finite), func.avg(finite), func.min(finite), func.max(finite),
-                       func.max(case((table.c[name].between(-_FINITE, _FINITE), table.c.id)))]
+                       func.max(case((is_finite, table.c.id)))]
     query = _of_executions(select(s.task.c.exec_id, *aggregates)
                            .join(s.task, s.task.c.id == owner), by_id).group_by(s.task.c.exec_id)
     last_of: dict[int, list[tuple[int, str]]] = {}
