@@ -19,7 +19,6 @@ What the provenance lacks (no git, no package list, files gone) is listed line b
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dlprov.compare.sources import load_trace
+from dlprov.store.files import file_digest
 from dlprov.store.store import Store, as_store
 
 _FILE_KEYS = ("dataset_dir", "path", "file", "files")
@@ -109,16 +109,8 @@ def _inputs(trace: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _sha256(path: str) -> str | None:
-    try:
-        if not os.path.isfile(path):
-            return None
-        digest = hashlib.sha256()
-        with open(path, "rb") as source:
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
-        return None
+    """The file's sha256 as capture takes it (None for a folder or a file gone)."""
+    return file_digest(path)["sha256"] if os.path.isfile(path) else None
 
 
 def lock_lines(packages: dict[str, str]) -> list[str]:
