@@ -84,7 +84,8 @@ def build(executions: int, epochs: int, *, store: str | None = None, seed: int =
         partial.rename(path)
     finally:
         for leftover in CACHE.glob(f"{partial.name}*"):
-            leftover.unlink(missing_ok=True)
+            if not leftover.is_dir():  # the spool folder goes below
+                leftover.unlink(missing_ok=True)
         shutil.rmtree(partial.with_suffix(".partial.spool"), ignore_errors=True)
     return SyntheticStore(f"sqlite:///{path}", DATAFLOW, executions, epochs,
                           built.build_seconds, False)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import Connection, case, func, select
 
@@ -48,15 +48,19 @@ def choose_dataflow(conn: Connection, df_tag: str | None) -> DataflowSpec:
     return found[2]
 
 
-def list_runs(store: Store | str | None = None,
-              df_tag: str | None = None) -> list[dict[str, Any]]:
+def list_runs(store: Store | str | None = None, df_tag: str | None = None, *,
+              ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Executions with dataflow, status, host, user, duration, task counts, tags (a dict) and
-    notes, newest first."""
+    notes, newest first; with ``ids``, only those executions."""
     store = as_store(store)
     e, t = s.dataflow_execution, s.task
-    counts = (select(t.c.exec_id, func.count().label("tasks"),
-                     func.sum(case((t.c.status == "failed", 1), else_=0)).label("failed"))
-              .group_by(t.c.exec_id).subquery())
+    ids = None if ids is None else list(ids)
+    counted = (select(t.c.exec_id, func.count().label("tasks"),
+                      func.sum(case((t.c.status == "failed", 1), else_=0)).label("failed"))
+               .group_by(t.c.exec_id))
+    if ids is not None:  # the tasks of these executions only
+        counted = counted.where(t.c.exec_id.in_(ids))
+    counts = counted.subquery()
     # The tag as the user first wrote it; matched case-insensitively below.
     shown = func.coalesce(s.dataflow.c.label, s.dataflow.c.tag)
     query = (select(e.c.id, e.c.tag.label("exec_tag"), shown.label("df_tag"),
@@ -67,14 +71,18 @@ def list_runs(store: Store | str | None = None,
              .join(s.dataflow, s.dataflow.c.id == e.c.df_id)
              .outerjoin(counts, counts.c.exec_id == e.c.id)
              .order_by(e.c.start_time.desc(), e.c.id.desc()))
+    tag_query = (select(s.execution_tag.c.exec_id, s.execution_tag.c.key,
+                        s.execution_tag.c.value)
+                 .order_by(s.execution_tag.c.exec_id, s.execution_tag.c.key))
     if df_tag:
         query = query.where(s.dataflow.c.tag == df_tag.lower())
+    if ids is not None:
+        query = query.where(e.c.id.in_(ids))
+        tag_query = tag_query.where(s.execution_tag.c.exec_id.in_(ids))
     tags: dict[int, dict[str, str]] = {}
     with store.read() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
-        for exec_id, key, value in conn.execute(
-                select(s.execution_tag.c.exec_id, s.execution_tag.c.key, s.execution_tag.c.value)
-                .order_by(s.execution_tag.c.exec_id, s.execution_tag.c.key)):
+        for exec_id, key, value in conn.execute(tag_query):
             tags.setdefault(exec_id, {})[key] = value
     for row in rows:
         row["tags"] = tags.get(row["id"], {})

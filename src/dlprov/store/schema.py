@@ -221,6 +221,28 @@ applied_batch = Table(
     Column("applied_at", DateTime),
 )
 
+# Per task, per metric set (dlprov.store.summary.SUMMARIZED_SETS) and per numeric attribute:
+# the count, sum, lowest, highest and latest of its finite values, kept by the writer in the
+# transaction that stores the elements, so that ranking 10,000 runs by a metric reads 10,000
+# rows, not a million. The row with attribute '' counts the task's elements (n): a reader
+# trusts the summary of a set only while those counts add up to the set's rows.
+metric_summary = Table(
+    "metric_summary", metadata,
+    Column("task_id", Integer, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    Column("set_tag", String(64), primary_key=True),
+    Column("attribute", String(64), primary_key=True),
+    Column("exec_id", Integer, ForeignKey("dataflow_execution.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("total", Double),
+    Column("lowest", Double),
+    Column("highest", Double),
+    Column("latest", Double),
+    Column("latest_id", BigInteger),  # the element id of the latest: orders a run's tasks
+    Index("ix_metric_summary_column", "set_tag", "attribute", "exec_id"),
+)
+
+
 class JsonValue(TypeDecorator):
     """A JSON attribute. In SQLite it is a TEXT column holding JSON text: a column declared
     JSON has numeric affinity there, which would turn the JSON text ``5`` into the integer 5."""

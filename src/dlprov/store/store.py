@@ -7,7 +7,7 @@ import weakref
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 
@@ -67,8 +67,15 @@ class Store:
             if self._schema_present(engine):
                 return
             with engine.begin() as conn:
+                inspector = inspect(conn)
+                # a store made before the metric summary: summarized once, from its elements
+                unsummarized = (inspector.has_table(schema.dataflow.name)
+                                and not inspector.has_table(schema.metric_summary.name))
                 schema.metadata.create_all(conn)
                 schema.add_missing_columns(conn)  # a store made before a column was added
+                if unsummarized:
+                    from dlprov.store.summary import backfill
+                    backfill(conn)
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot open store {self.safe_url}: {exc.orig}") from exc
 

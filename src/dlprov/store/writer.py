@@ -25,6 +25,7 @@ from dlprov.store.files import file_digest
 from dlprov.store.recall import Recall
 from dlprov.store.refusal import RecordRefused, is_refusal, reason_of
 from dlprov.store.specs import read_spec, save_spec
+from dlprov.store.summary import SUMMARIZED_SETS, Summarizer
 
 #: A record left out of a batch because the store would refuse it, and why.
 Refusal = tuple[tuple, str]
@@ -81,6 +82,7 @@ class _Task:
     id: int
     transformation: str
     df_tag: str
+    exec_id: int
 
 
 class StoreWriter:
@@ -106,6 +108,7 @@ class StoreWriter:
         self._task_insert = self._dialect_insert(s.task).on_conflict_do_nothing(
             index_elements=[s.task.c.uuid]).returning(s.task.c.id)
         self._refused: list[Refusal] | None = None  # None: refusals raise (write_batches)
+        self._summarizer = Summarizer(self.dialect)
         self._forget()
 
     def _forget(self) -> None:
@@ -114,6 +117,7 @@ class StoreWriter:
         self._execs: dict[str, _Exec] = {}
         self._tasks: dict[str, _Task] = {}
         self._ids: dict[tuple[str, str, str], int] = {}
+        self._exec_of: dict[int, int] = {}  # task id -> its execution's (the summary's key)
         self._specs_seen: dict[str, dict] = {}  # the last spec record found stored, by dataflow
         self._ledger_ready = False
 
@@ -263,6 +267,7 @@ class StoreWriter:
             raise RecordRefused(f"set {set_tag!r} of dataflow {task.df_tag!r} has no column "
                                 f"for transformation {task.transformation!r}: the spec never "
                                 f"gave it this set")
+        self._exec_of[task.id] = task.exec_id
         rows = pending.setdefault((task.df_tag, set_tag), [])
         return position, len(position), position[column], task.id, rows, {}
 
@@ -287,7 +292,11 @@ class StoreWriter:
     def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[list]]) -> None:
         for (df_tag, set_tag), rows in pending.items():
             if rows:
-                insert_rows(conn, self._table(conn, df_tag, set_tag), rows)
+                target = self._table(conn, df_tag, set_tag)
+                insert_rows(conn, target, rows)
+                if set_tag in SUMMARIZED_SETS:  # in the same transaction as the rows
+                    self._summarizer.add(conn, target.table, target.position, set_tag, rows,
+                                         self._exec_of)
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
@@ -464,7 +473,7 @@ class StoreWriter:
             "df_version": dataflow.version, "dt_id": dt_id, **fields}).scalar()
         if task_id is None:
             task_id = conn.execute(select(s.task.c.id).where(s.task.c.uuid == key)).scalar_one()
-        self._tasks[key] = _Task(task_id, transformation, execution.df_tag)
+        self._tasks[key] = _Task(task_id, transformation, execution.df_tag, execution.id)
         rows = [{"task_id": task_id, "depends_on_id": d} for d in depends_on]
         if rows:
             conn.execute(self._insert_ignore(s.task_dependency), rows)
@@ -575,7 +584,8 @@ class StoreWriter:
         found = self._tasks.get(key)
         if found is None:
             row = conn.execute(
-                select(s.task.c.id, s.data_transformation.c.tag, s.dataflow.c.tag)
+                select(s.task.c.id, s.data_transformation.c.tag, s.dataflow.c.tag,
+                       s.task.c.exec_id)
                 .join(s.data_transformation, s.data_transformation.c.id == s.task.c.dt_id)
                 .join(s.dataflow, s.dataflow.c.id == s.data_transformation.c.df_id)
                 .where(s.task.c.uuid == key)).first()

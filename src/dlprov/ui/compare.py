@@ -14,7 +14,7 @@ from dlprov.query.models import model_context
 from dlprov.store.store import Store
 from dlprov.ui.lineage import lineage, run_tasks
 from dlprov.ui.run import run_view
-from dlprov.ui.runs import BOOKKEEPING, table
+from dlprov.ui.runs import BOOKKEEPING, rows_of
 
 MAX_COMPARED = 20
 SECTIONS = ("hyperparameters", "metrics", "environment", "data", "preparation", "model")
@@ -47,7 +47,7 @@ def compare(store: Store, runs: str | Sequence[str] | None = None,
                                                   "name": found.name, "path": found.path}))
     views = [run_view(store, run) for run, _, _ in chosen]
     graphs = _lineages(store, views, [tasks for _, tasks, _ in chosen])
-    rows = {r["exec_tag"]: r for r in table(store).rows}
+    rows = rows_of(store, [v["run"]["tag"] for v in views])
     columns = []
     for view, graph, (_, _, model) in zip(views, graphs, chosen):
         column = _run_column(view, graph, rows.get(view["run"]["tag"], {}))

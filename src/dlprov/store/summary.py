@@ -1,0 +1,195 @@
+"""The metric summary (table ``metric_summary``): per task, per metric set and per numeric
+attribute, the count, sum, lowest, highest and latest of its finite values.
+
+The writer adds each block of elements it stores to the summary in the same transaction
+(:class:`Summarizer`), from the values it already holds: ranking or filtering 10,000 runs by a
+metric then reads 10,000 summary rows instead of aggregating a million elements. A store made
+before the table existed is summarized once when a writer first opens it (:func:`backfill`).
+
+A reader trusts the summary of a set only while it adds up (:func:`trusted`): the row of
+attribute ``''`` of each task counts its elements, and their sum must equal the set's rows. A
+store written by something that bypasses the writer (an older dlprov, a hand-made INSERT, a
+package extract) fails the test, and readers aggregate the elements instead: never a wrong
+answer, only a slower one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, Double, Table, case, func, select
+
+from dlprov.model.names import task_column
+from dlprov.model.spec import AttributeType, DataflowSpec
+from dlprov.store import schema as s
+
+#: The sets summarized: the training and test metrics that runs are ranked by.
+SUMMARIZED_SETS = ("otest", "otrain")
+#: The attribute name of a task's element count.
+COUNT = ""
+# The largest finite double: a value between -_FINITE and _FINITE is finite (NaN compares false).
+_FINITE = 1.7976931348623157e308
+_COLUMNS = ("task_id", "set_tag", "attribute", "exec_id", "n", "total", "lowest", "highest",
+            "latest", "latest_id")
+
+
+def upsert_sql(dialect_name: str) -> str:
+    """The driver-level statement adding one block's figures to a summary row."""
+    low, high = ("min", "max") if dialect_name == "sqlite" else ("LEAST", "GREATEST")
+    marker = "?" if dialect_name == "sqlite" else "%s"
+    old = "metric_summary"
+    return (f"INSERT INTO metric_summary ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join([marker] * len(_COLUMNS))}) "
+            f"ON CONFLICT (task_id, set_tag, attribute) DO UPDATE SET "
+            f"n = {old}.n + excluded.n, total = {old}.total + excluded.total, "
+            f"lowest = {low}({old}.lowest, excluded.lowest), "
+            f"highest = {high}({old}.highest, excluded.highest), "
+            f"latest = CASE WHEN excluded.latest_id >= {old}.latest_id "
+            f"THEN excluded.latest ELSE {old}.latest END, "
+            f"latest_id = {high}({old}.latest_id, excluded.latest_id)")
+
+
+def figures(values: list) -> tuple[int, float, float, float, float] | None:
+    """(count, sum, lowest, highest, latest) of the finite numbers in ``values`` (None and
+    anything not a number left out); None when there is none."""
+    try:  # the usual block: every value a finite float, summed at C speed
+        total = sum(values)
+        if math.isfinite(total):
+            return (len(values), float(total), float(min(values)), float(max(values)),
+                    float(values[-1]))
+    except TypeError:
+        pass
+    finite = [float(v) for v in values
+              if isinstance(v, (int, float)) and not isinstance(v, bool)
+              and -_FINITE <= v <= _FINITE]
+    if not finite:
+        return None
+    return len(finite), math.fsum(finite), min(finite), max(finite), finite[-1]
+
+
+class Summarizer:
+    """Adds the elements the writer stores in the summarized sets to ``metric_summary``."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.sql = upsert_sql(dialect_name)
+        self._layouts: dict[tuple, tuple[list[int], list[tuple[int, str]], dict]] = {}
+
+    def add(self, conn: Connection, table: Table, position: dict[str, int], set_tag: str,
+            rows: Sequence[Sequence], exec_of: dict[int, int]) -> None:
+        """Add ``rows`` (just inserted into ``table`` of set ``set_tag``, in column order
+        ``position``) to the summary; ``exec_of``: task id -> execution id."""
+        if set_tag not in SUMMARIZED_SETS or not rows:
+            return
+        tasks, numeric, newest_sql = self._layout(conn, table, position)
+        groups: dict[tuple[int, int], list] = {}  # (task column, task id) -> its rows
+        for row in rows:
+            at = next((i for i in tasks if row[i] is not None), None)
+            if at is not None:
+                groups.setdefault((at, row[at]), []).append(row)
+        params: list[tuple] = []
+        for (at, task_id), block in groups.items():
+            exec_id = exec_of[task_id]
+            latest_id = conn.exec_driver_sql(newest_sql[at], (task_id,)).scalar()
+            params.append((task_id, set_tag, COUNT, exec_id, len(block), None, None, None, None,
+                           latest_id))
+            for column, name in numeric:
+                found = figures([row[column] for row in block])
+                if found is not None:
+                    params.append((task_id, set_tag, name, exec_id, *found, latest_id))
+        if params:
+            conn.exec_driver_sql(self.sql, params)
+
+    def _layout(self, conn: Connection, table: Table, position: dict[str, int]):
+        key = (table.fullname, tuple(position))
+        found = self._layouts.get(key)
+        if found is None:
+            tasks = [i for name, i in position.items() if name.endswith("_task_id")]
+            numeric = [(position[c.name], c.name) for c in table.columns
+                       if c.name in position and isinstance(c.type, Double)]
+            quote = conn.dialect.identifier_preparer
+            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            # a task's newest element: one seek of its task column's index
+            newest = {i: f"SELECT max(id) FROM {quote.format_table(table)} "
+                         f"WHERE {quote.quote(name)} = {marker}"
+                      for name, i in position.items() if name.endswith("_task_id")}
+            found = self._layouts[key] = (tasks, numeric, newest)
+        return found
+
+
+def _owner(spec: DataflowSpec, table: Table, set_tag: str):
+    """The task an element of the set belongs to: its producer's column first."""
+    names = [*spec.producers(set_tag), *spec.transformations_of(set_tag)]
+    columns = [table.c[task_column(t)] for t in dict.fromkeys(names)
+               if task_column(t) in table.c]
+    if not columns:
+        return None
+    return func.coalesce(*columns) if len(columns) > 1 else columns[0]
+
+
+def summarize_set(conn: Connection, spec: DataflowSpec, set_tag: str) -> list[tuple]:
+    """The summary rows of one set, aggregated from its elements (for :func:`backfill`)."""
+    table = s.set_table(conn.dialect.name, spec, set_tag)
+    owner = _owner(spec, table, set_tag)
+    if owner is None:
+        return []
+    numeric = [a.name for a in spec.sets[set_tag].attributes.values()
+               if a.type == AttributeType.NUMERIC]
+    aggregates: list[Any] = [func.count(), func.max(table.c.id)]
+    for name in numeric:
+        finite = case((table.c[name].between(-_FINITE, _FINITE), table.c[name]))
+        aggregates += [func.count(finite), func.sum(finite), func.min(finite), func.max(finite),
+                       func.max(case((table.c[name].between(-_FINITE, _FINITE), table.c.id)))]
+    query = (select(owner, s.task.c.exec_id, *aggregates).join(s.task, s.task.c.id == owner)
+             .group_by(owner, s.task.c.exec_id))
+    rows: list[tuple] = []
+    wanted: dict[int, list[tuple[int, str]]] = {}
+    for task_id, exec_id, count, newest, *found in conn.execute(query):
+        rows.append((task_id, set_tag, COUNT, exec_id, count, None, None, None, None, newest))
+        for i, name in enumerate(numeric):
+            n, total, low, high, last_id = found[5 * i:5 * i + 5]
+            if n:
+                wanted.setdefault(last_id, []).append((len(rows), name))
+                rows.append((task_id, set_tag, name, exec_id, n, total, low, high, None, newest))
+    ids = list(wanted)
+    for start in range(0, len(ids), 500):
+        for element in conn.execute(select(table.c.id, *(table.c[n] for n in numeric))
+                                    .where(table.c.id.in_(ids[start:start + 500]))):
+            for at, name in wanted[element.id]:
+                rows[at] = (*rows[at][:8], element._mapping[name], rows[at][9])
+    return rows
+
+
+def backfill(conn: Connection) -> int:
+    """Summarize every summarized set of every dataflow from its elements, replacing what the
+    summary held; returns the summary rows written. Run by a writer opening a store made before
+    the summary existed, in its schema transaction."""
+    from dlprov.store.specs import read_spec  # specs imports this module's neighbours
+
+    conn.execute(s.metric_summary.delete())
+    written = 0
+    for tag in conn.execute(select(s.dataflow.c.tag)).scalars().all():
+        found = read_spec(conn, tag)
+        if found is None:
+            continue
+        spec = found[2]
+        for set_tag in (t for t in SUMMARIZED_SETS if t in spec.sets):
+            rows = summarize_set(conn, spec, set_tag)
+            for start in range(0, len(rows), 1000):
+                conn.execute(s.metric_summary.insert(),
+                             [dict(zip(_COLUMNS, row)) for row in rows[start:start + 1000]])
+            written += len(rows)
+    return written
+
+
+def trusted(conn: Connection, spec: DataflowSpec, set_tag: str) -> bool:
+    """Whether the summary of the set holds every element of it (see the module)."""
+    table = s.set_table(conn.dialect.name, spec, set_tag)
+    summary, e = s.metric_summary, s.dataflow_execution
+    elements = conn.execute(select(func.count()).select_from(table)).scalar() or 0
+    summarized = conn.execute(
+        select(func.coalesce(func.sum(summary.c.n), 0))
+        .join(e, e.c.id == summary.c.exec_id)
+        .join(s.dataflow, s.dataflow.c.id == e.c.df_id)
+        .where(summary.c.set_tag == set_tag, summary.c.attribute == COUNT,
+               s.dataflow.c.tag == spec.tag)).scalar()
+    return int(summarized) == int(elements)
