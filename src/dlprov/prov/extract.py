@@ -57,6 +57,8 @@ def write_extract(ctx: Context, model: str, path: str | os.PathLike) -> tuple[Mo
                                 (s.task_usage, "task_id", "producer_task_id")):
                 _copy(src, dst, table, table.c[a].in_(task_ids) & table.c[b].in_(task_ids))
             _copy(src, dst, s.trained_model, s.trained_model.c.task_id.in_(task_ids))
+            # the summary of the traced tasks' metrics (a reader checks that it adds up)
+            _copy(src, dst, s.metric_summary, s.metric_summary.c.task_id.in_(task_ids))
             for set_tag in ctx.spec.sets:
                 source = s.set_table(src.dialect.name, ctx.spec, set_tag)
                 columns = [source.c[task_column(t)]
