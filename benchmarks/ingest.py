@@ -9,7 +9,12 @@ over an SQLite file). For each:
    ``task.output`` calls produced (six values each), in batches of the size the recorder drains
    at a time; repeated, median and spread;
 2. the cost of one capture call with that store behind it (the recorder's thread writing while
-   the training thread captures): it should not depend on the backend.
+   the training thread captures): it should not depend on the backend;
+3. for SQLite and PostgreSQL, the writer's own CPU time (``time.thread_time``, medians), next
+   to the floor of the same work done with the driver alone: a run's fixed cost (a per-epoch
+   run's records in one batch, against the very statements the writer sent, replayed as raw
+   SQL into a mirror store), and the cost per element row (against the rows' multi-row INSERT
+   or COPY alone).
 
 A report, not a test: it exits 0 whether targets are met or not.
 
@@ -35,6 +40,8 @@ from dlprov.recorder.recorder import close_all
 from dlprov.store.store import Store
 
 TARGETS = {"sqlite": 200_000, "postgresql": 100_000, "server": 50_000}
+FIXED_TARGET_MS = 1.0  # a run's fixed writer cost, CPU
+ROW_TARGETS = {"sqlite": 1_000_000, "postgresql": 400_000}  # element rows/s of writer CPU
 PG_URL = os.environ.get("DLPROV_BENCH_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -79,13 +86,191 @@ def measure_call(run: "dlprov.Run", calls: int, chunk: int = 10) -> float:
     return statistics.median(per_call)
 
 
-def bench(name: str, url: str, df_tag: str, args: argparse.Namespace) -> dict:
+def bench(name: str, url: str, df_tag: str, args: argparse.Namespace,
+          mirrors: tuple[str, str] | None = None) -> dict:
+    """``mirrors``: two more stores of the backend, for the writer's cost (section 3)."""
     with dlprov.run(df_tag, store=url, capture_environment=False) as run:
         records = capture_records(run, args.elements)
         rates = measure_ingest(Store(url), records, args.batch, args.repeats)
         call_us = measure_call(run, args.calls)
+        found = {"name": name, "rates": rates, "call_us": call_us}
+        if mirrors is not None:
+            found["rows"] = measure_rows(Store(url), records[:args.batch], args.repeats)
     close_all()
-    return {"name": name, "rates": rates, "call_us": call_us}
+    if mirrors is not None:
+        found["fixed"] = measure_fixed(url, *mirrors, df_tag, args.runs)
+    return found
+
+
+# -- 3. the writer's own cost, next to the driver alone ------------------------------------------
+
+def run_records(url: str, df_tag: str) -> list[tuple]:
+    """The records of one real per-epoch run (spec, execution, two tasks, the second depending
+    on and using the first, a handful of elements), as capture hands them to the recorder."""
+    from dlprov.recorder.recorder import recorder_for
+
+    recorder = recorder_for(Store(url))
+    seen: list[tuple] = []
+    put = recorder.put
+    recorder.put = lambda record: (seen.append(record), put(record))
+    try:
+        with dlprov.run(df_tag, store=url, capture_environment=False, email="a@b.c") as run:
+            with run.task("train") as train:
+                train.input("itrain", optimizer_name="adam", learning_rate=1e-3, num_epochs=3)
+                for epoch in range(3):
+                    train.output("otrain", epoch=epoch, loss=1 / (epoch + 1), accuracy=0.5)
+                train.output("otrainedmodel", model_name="mlp", model_dir="model.pt")
+            with run.task("test", depends_on=train) as test:
+                test.output("otest", loss=0.3, accuracy=0.91)
+    finally:
+        recorder.put = put
+    close_all()
+    return seen
+
+
+def rekeyed(records: list[tuple]) -> list[tuple]:
+    """``records`` as another run's: new execution and task keys, a new execution tag."""
+    from dlprov.model import records as r
+
+    keys = {rec[1]: uuid.uuid4().hex for rec in records if rec[0] in (r.EXEC_START, r.TASK_START)}
+    out = []
+    for kind, key, *rest in records:
+        if kind in (r.EXEC_START, r.TASK_START):
+            fields = dict(rest[0])
+            if kind == r.EXEC_START:
+                fields["tag"] = f"{fields['tag']}-{keys[key][:8]}"
+            else:
+                fields["exec_key"] = keys[fields["exec_key"]]
+                fields["depends_on"] = [keys[k] for k in fields["depends_on"]]
+            rest = [fields]
+        elif kind == r.USE:
+            rest = [keys[rest[0]], rest[1]]
+        out.append((kind, key if kind == r.SPEC else keys[key], *rest))
+    return out
+
+
+@contextmanager
+def statements_of(store: Store) -> Iterator[list[tuple]]:
+    """Every statement the store's engine sends while open, with its parameters, COPY included:
+    ``(sql, parameters, executemany)``, or ``("copy", sql, rows)``."""
+    from sqlalchemy import event
+
+    from dlprov.store import bulk
+
+    sent: list[tuple] = []
+    engine = store.engine()
+
+    def listen(_conn, _cursor, sql, parameters, _context, many):
+        sent.append((sql, parameters, many))
+
+    copy = bulk._copy
+    bulk._copy = lambda conn, sql, rows: (sent.append(("copy", sql, [list(r) for r in rows])),
+                                         copy(conn, sql, rows))
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+        bulk._copy = copy
+
+
+def replay(driver, sent: list[tuple]) -> None:
+    """``sent`` through the DB-API connection ``driver`` alone, then commit: the floor."""
+    cursor = driver.cursor()
+    for sql, parameters, many in sent:
+        if sql == "copy":
+            with cursor.copy(parameters) as copy:
+                for row in many:
+                    copy.write_row(row)
+        elif many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+            if cursor.description is not None:
+                cursor.fetchall()
+    driver.commit()
+
+
+def measure_fixed(url: str, capture_url: str, mirror_url: str, df_tag: str,
+                  runs: int) -> dict:
+    """Milliseconds of CPU of one run's batch: the writer's (into ``url``), and the floor: the
+    statements a writer sent for the same records to ``capture_url``, replayed as raw SQL into
+    ``mirror_url``, which has received every statement ``capture_url`` has (the same ids)."""
+    records = run_records(url, df_tag)
+    for target in (capture_url, mirror_url):  # the same history: the same ids
+        Store(target).writer().write_batches([(uuid.uuid4().hex, records)])
+    timed, capture = Store(url).writer(), Store(capture_url)
+    captor = capture.writer()
+    driver = Store(mirror_url).engine().raw_connection().driver_connection
+    writer_ms, floor_ms = [], []
+    for i in range(runs + 10):  # 10 to warm up: caches, psycopg's prepared statements
+        batch = rekeyed(records)
+        with statements_of(capture) as sent:
+            captor.write_batches([(uuid.uuid4().hex, batch)])
+        began = time.thread_time()
+        replay(driver, sent)
+        floor = time.thread_time() - began
+        batch, batch_id = rekeyed(records), uuid.uuid4().hex
+        began = time.thread_time()
+        timed.write_batches([(batch_id, batch)])
+        if i >= 10:
+            writer_ms.append((time.thread_time() - began) * 1e3)
+            floor_ms.append(floor * 1e3)
+    driver.close()
+    return {"writer_ms": writer_ms, "floor_ms": floor_ms, "statements": len(sent)}
+
+
+def measure_rows(store: Store, records: list[tuple], repeats: int) -> dict:
+    """Microseconds of CPU per element row: the writer's, for ``records`` (ELEMENT records of
+    one task and set) in one batch, and the floor: the same rows, built beforehand, through the
+    driver alone (SQLite: multi-row INSERTs; PostgreSQL: COPY)."""
+    from dlprov.store import bulk
+
+    writer = store.writer()
+    writer.write_batches([(None, records)])  # the table and its statements, warm
+    target = next(iter(writer._tables.values()))
+    task_id = next(iter(writer._tasks.values())).id
+    column = "train_task_id"
+    rows = []
+    for record in records:
+        row = [None] * len(target.position)
+        for name, value in record[3].items():
+            row[target.position[name]] = value
+        row[target.position[column]] = task_id
+        rows.append(row)
+    flat = [value for row in rows for value in row]
+    engine = store.engine()
+    writer_us, floor_us = [], []
+    for _ in range(max(repeats, 3)):
+        began = time.thread_time()
+        writer.write_batches([(uuid.uuid4().hex, records)])
+        writer_us.append((time.thread_time() - began) / len(records) * 1e6)
+        with engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            began = time.thread_time()
+            if conn.dialect.name == "sqlite":
+                _floor_multirow(conn, driver, target, flat, bulk)
+            else:
+                with driver.cursor() as cursor, cursor.copy(target.copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                driver.commit()
+            floor_us.append((time.thread_time() - began) / len(rows) * 1e6)
+    return {"writer_us": writer_us, "floor_us": floor_us, "count": len(records)}
+
+
+def _floor_multirow(conn, driver, target, flat: list, bulk) -> None:
+    """The rows' values ``flat`` (row after row) as multi-row INSERTs, as the writer sends them."""
+    width = len(target.position)
+    per_statement = bulk._variable_limit(conn) // width
+    head = target.insert_sql[:target.insert_sql.rindex(" VALUES ") + 8]
+    group = target.insert_sql[len(head):]
+    driver.execute("BEGIN IMMEDIATE")
+    for start in range(0, len(flat) // width, per_statement):
+        count = min(per_statement, len(flat) // width - start)
+        driver.execute(head + ", ".join([group] * count),
+                       flat[start * width:(start + count) * width])
+    driver.commit()
 
 
 # -- the backends ---------------------------------------------------------------------------------
@@ -148,7 +333,27 @@ def report(results: list[dict], args: argparse.Namespace) -> list[str]:
     for found in results:
         ratio = found["call_us"] / results[0]["call_us"]
         lines.append(f"{found['name']:<12}{found['call_us']:>10.2f}{ratio:>17.2f}×")
+    costed = [found for found in results if "fixed" in found]
+    if costed:
+        lines += ["", f"3. Writer CPU (thread_time, median) next to the driver alone "
+                      f"(a run: {costed[0]['fixed']['statements']} statements, {args.runs} runs; "
+                      f"rows: {costed[0]['rows']['count']} elements in one batch)",
+                  f"{'backend':<12}{'run ms':>8}{'floor ms':>10}{'÷ floor':>9}{'target':>8}"
+                  f"  result  {'µs/row':>7}{'floor':>7}{'÷ floor':>9}{'rows/s':>11}"
+                  f"{'target':>11}  result"]
+    for found in costed:
+        run, floor = (statistics.median(found["fixed"][k]) for k in ("writer_ms", "floor_ms"))
+        row, row_floor = (statistics.median(found["rows"][k]) for k in ("writer_us", "floor_us"))
+        target = ROW_TARGETS[found["name"]]
+        lines.append(f"{found['name']:<12}{run:>8.3f}{floor:>10.3f}{run / floor:>8.2f}×"
+                     f"{f'< {FIXED_TARGET_MS:g}':>8}  {_met(run < FIXED_TARGET_MS):<6}  "
+                     f"{row:>7.2f}{row_floor:>7.2f}{row / row_floor:>8.2f}×{1e6 / row:>11,.0f}"
+                     f"{target:>11,}  {_met(1e6 / row >= target)}")
     return lines
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 def figures(results: list[dict]) -> list[dict]:
@@ -164,6 +369,23 @@ def figures(results: list[dict]) -> list[dict]:
     for found in results:
         rows.append({"figure": f"capture call with the {found['name']} store",
                      "value": found["call_us"], "unit": "us", "target": None, "result": "-"})
+    for found in (f for f in results if "fixed" in f):
+        name, fixed, per_row = found["name"], found["fixed"], found["rows"]
+        run = statistics.median(fixed["writer_ms"])
+        rows += [{"figure": f"writer fixed cost per run ({name})", "value": run, "unit": "ms CPU",
+                  "spread": [min(fixed["writer_ms"]), max(fixed["writer_ms"])],
+                  "target": f"< {FIXED_TARGET_MS:g} ms CPU",
+                  "result": "PASS" if run < FIXED_TARGET_MS else "FAIL"},
+                 {"figure": f"same statements as raw SQL ({name})",
+                  "value": statistics.median(fixed["floor_ms"]), "unit": "ms CPU",
+                  "target": None, "result": "-"}]
+        rate = 1e6 / statistics.median(per_row["writer_us"])
+        rows += [{"figure": f"writer element rows/s of CPU ({name})", "value": rate,
+                  "unit": "rows/s", "target": f">= {ROW_TARGETS[name]:,} rows/s",
+                  "result": "PASS" if rate >= ROW_TARGETS[name] else "FAIL"},
+                 {"figure": f"{'COPY' if name == 'postgresql' else 'multi-row INSERT'} alone "
+                            f"({name})", "value": 1e6 / statistics.median(per_row["floor_us"]),
+                  "unit": "rows/s", "target": None, "result": "-"}]
     return rows
 
 
@@ -175,6 +397,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="records per batch, as the recorder drains them (10000)")
     parser.add_argument("--repeats", type=int, help="timed repeats per backend (default 7)")
     parser.add_argument("--calls", type=int, help="capture calls to time (default 100000)")
+    parser.add_argument("--runs", type=int, help="runs timed for the writer's fixed cost "
+                        "(default 200)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--json", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -182,6 +406,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.elements = args.elements or (5_000 if quick else 100_000)
     args.repeats = args.repeats or (2 if quick else 7)
     args.calls = args.calls or (2_000 if quick else 100_000)
+    args.runs = args.runs or (20 if quick else 200)
     return args
 
 
@@ -191,11 +416,16 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="dlprov-ingest-") as folder:
         runs: list[tuple[str, Callable]] = [
-            ("sqlite", lambda: bench("sqlite", str(Path(folder) / "sqlite.db"), "bench", args))]
+            ("sqlite", lambda: bench("sqlite", str(Path(folder) / "sqlite.db"), "bench", args,
+                                     (str(Path(folder) / "capture.db"),
+                                      str(Path(folder) / "mirror.db"))))]
 
         def on_postgresql():
-            with postgresql() as found:
-                return bench("postgresql", *found, args) if found else None
+            with postgresql() as found, postgresql() as capture, postgresql() as mirror:
+                if not (found and capture and mirror):
+                    return None
+                # each in its own schema, the dataflow too: the same tag in each
+                return bench("postgresql", *found, args, (capture[0], mirror[0]))
 
         def on_server():
             with server(Path(folder) / "server.db") as url:

@@ -9,7 +9,10 @@ Two figures, each against a target:
    with no capture, capture once per epoch and capture once per batch, as overhead over the
    loop without capture. The loop is timed as the user lives it: from before the first epoch
    to after ``run.end()`` returns, so the final flush is inside; the flush and the run's start
-   are also shown on their own, with the CPU time the recorder's writer thread used.
+   are also shown on their own, with the CPU time the recorder's writer thread used. Beside
+   it, what the training thread waited for during the loop (Linux: the scheduler's counters
+   per thread), with and without capture: the recorder thread's Python work holds the GIL,
+   and each wait for the GIL shows as a voluntary context switch and time off a CPU.
 
 Variants are interleaved (baseline, per-epoch, per-batch, then the next round in rotated order)
 and each captured run is compared with the baseline of its own round, so a machine that slows
@@ -29,8 +32,9 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -186,6 +190,45 @@ def train(data: Digits, epochs: int, batch_size: int, seed: int,
     return val_loss
 
 
+@dataclass(frozen=True)
+class ThreadStat:
+    """A thread's scheduler counters, from Linux's /proc/self/task/<tid>/{schedstat,status}."""
+    cpu_ns: int       # time on a CPU
+    wait_ns: int      # time runnable, waiting in the run queue for a CPU
+    voluntary: int    # switches the thread asked for: it blocked (on the GIL, a lock, I/O)
+    involuntary: int  # switches the kernel forced: preempted at the end of its time slice
+
+    def __sub__(self, other: "ThreadStat") -> "ThreadStat":
+        return ThreadStat(self.cpu_ns - other.cpu_ns, self.wait_ns - other.wait_ns,
+                          self.voluntary - other.voluntary,
+                          self.involuntary - other.involuntary)
+
+
+def thread_stat(tid: int | None) -> ThreadStat | None:
+    """Thread ``tid``'s counters now; None where /proc has none (not Linux, thread gone)."""
+    if tid is None:
+        return None
+    folder = Path(f"/proc/self/task/{tid}")
+    try:
+        cpu_ns, wait_ns = (int(x) for x in (folder / "schedstat").read_text().split()[:2])
+        status = dict(line.split(":", 1) for line in
+                      (folder / "status").read_text().splitlines() if ":" in line)
+        return ThreadStat(cpu_ns, wait_ns, int(status["voluntary_ctxt_switches"]),
+                          int(status["nonvoluntary_ctxt_switches"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def recorder_cpu_s() -> float | None:
+    """CPU time so far of the recorder's writer threads (named ``dlprov-recorder``), None
+    where it cannot be read."""
+    stats = [thread_stat(t.native_id) for t in threading.enumerate()
+             if t.name == "dlprov-recorder"]
+    if not stats or None in stats:
+        return None
+    return sum(s.cpu_ns for s in stats) / 1e9
+
+
 @dataclass
 class Timing:
     wall_s: float           # before the first epoch .. after run.end() returned
@@ -194,6 +237,32 @@ class Timing:
     background_cpu_s: float = 0.0  # CPU time of threads other than training's (dlprov's)
     training_cpu_s: float = 0.0    # CPU time of the training thread over the same span
     rows: int = 0           # otrain + obatch rows found in the store
+    loop_s: float = 0.0     # train() alone: the loop, without dlprov.run() and run.end()
+    loop_thread: ThreadStat | None = None  # the training thread's counters over train() alone
+    recorder_cpu_s: float | None = None    # the recorder thread's CPU over the whole run
+
+    def blocked_ms(self) -> float | None:
+        """The training thread's time in the loop off a CPU and not runnable: blocked, e.g.
+        waiting for the GIL (loop wall - thread CPU - run-queue wait)."""
+        if self.loop_thread is None:
+            return None
+        return 1000 * self.loop_s - (self.loop_thread.cpu_ns + self.loop_thread.wait_ns) / 1e6
+
+
+def _timed_loop(data: Digits, args: argparse.Namespace, model: str,
+                task: dlprov.Task | None = None, per_batch: bool = False
+                ) -> tuple[float, ThreadStat | None]:
+    """``train()`` once: its wall time and the training thread's counters over it."""
+    tid = threading.get_native_id()
+    before, cpu_began, began = thread_stat(tid), time.thread_time_ns(), time.perf_counter()
+    train(data, args.epochs, args.batch_size, args.seed, task, per_batch, model)
+    loop_s, cpu_ns, after = (time.perf_counter() - began, time.thread_time_ns() - cpu_began,
+                             thread_stat(tid))
+    if before is None or after is None:
+        return loop_s, None
+    # schedstat's CPU time of a running thread lags by up to a scheduler tick; the clock's
+    # does not (the run-queue wait is complete: it is added when the thread gets a CPU)
+    return loop_s, replace(after - before, cpu_ns=cpu_ns)
 
 
 def _cpu_clocks() -> tuple[float, float]:
@@ -210,9 +279,9 @@ def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path
     if variant == BASELINE:
         cpu_began = _cpu_clocks()
         began = time.perf_counter()
-        train(data, args.epochs, args.batch_size, args.seed, model=model)
+        loop = _timed_loop(data, args, model)
         wall_s = time.perf_counter() - began
-        return Timing(wall_s, 0.0, 0.0, *_cpu_since(cpu_began))
+        return Timing(wall_s, 0.0, 0.0, *_cpu_since(cpu_began), 0, *loop)
     rows_before = _stored_rows(store)  # the store may hold earlier runs of this variant
     cpu_began = _cpu_clocks()
     began = time.perf_counter()
@@ -220,15 +289,16 @@ def train_once(variant: str, data: Digits, args: argparse.Namespace, store: Path
         start_s = time.perf_counter() - began
         began = time.perf_counter()
         with run.task("train") as task:
-            train(data, args.epochs, args.batch_size, args.seed, task, variant == PER_BATCH,
-                  model)
+            loop = _timed_loop(data, args, model, task, variant == PER_BATCH)
         flush_began = time.perf_counter()
         run.end()
         ended = time.perf_counter()
         cpu_s = _cpu_since(cpu_began)
+        writer_cpu_s = recorder_cpu_s()  # before close_all() ends the thread
     close_all()  # stop this store's writer thread (untimed) so that it cannot disturb the next
     rows = _stored_rows(store) - rows_before
-    return Timing(ended - began, ended - flush_began, start_s, *cpu_s, rows)
+    return Timing(ended - began, ended - flush_began, start_s, *cpu_s, rows, *loop,
+                  writer_cpu_s)
 
 
 def _stored_rows(store: Path) -> int:
@@ -514,6 +584,66 @@ def report_training(report: Report, timings: dict[str, list[Timing]],
     report.say("   capture CPU = (rows x part 1's median call + dlprov thr) / the baseline's "
                f"median CPU time ({base_cpu:.3f} s): what capture spends, far less moved by")
     report.say("   machine noise than the wall figures")
+    report_thread_waits(report, timings, model)
+
+
+def report_thread_waits(report: Report, timings: dict[str, list[Timing]], model: str) -> None:
+    """The training thread's waits over the loop alone, each variant beside the baseline: the
+    GIL the recorder thread holds shows as blocked time and voluntary switches."""
+    report.say("   the training thread over train() alone (no run start or end), medians over "
+               "rounds; 'n/a' where /proc has no per-thread counters (not Linux):")
+    report.say(f"   {'variant':<11} {'blocked':>9} {'run-queue':>10} {'voluntary':>9} "
+               f"{'involuntary':>11} {'recorder CPU':>12}")
+    for variant in VARIANTS:
+        runs = timings[variant]
+        blocked = _median_or_none([t.blocked_ms() for t in runs])
+        stats = [t.loop_thread for t in runs]
+        wait = _median_or_none([None if s is None else s.wait_ns / 1e6 for s in stats])
+        voluntary = _median_or_none([None if s is None else s.voluntary for s in stats])
+        involuntary = _median_or_none([None if s is None else s.involuntary for s in stats])
+        writer = (None if variant == BASELINE
+                  else _median_or_none([None if t.recorder_cpu_s is None
+                                        else 1000 * t.recorder_cpu_s for t in runs]))
+        report.say(f"   {variant:<11} {_ms(blocked):>9} {_ms(wait):>10} {_count(voluntary):>9} "
+                   f"{_count(involuntary):>11} "
+                   f"{'-' if variant == BASELINE else _ms(writer):>12}")
+        if variant != BASELINE:
+            report.verdicts.append(Verdict(
+                f"training ({model}), {variant} GIL waits of the training thread",
+                _thread_waits_text(runs, timings[BASELINE], writer), "(reported)", "-"))
+    report.say("   blocked = the loop's wall - the thread's CPU - its run-queue wait: time off a "
+               "CPU and not runnable, as when waiting")
+    report.say("   for the GIL (each wait is a voluntary switch); run-queue = runnable, waiting "
+               "for a CPU (other threads and processes);")
+    report.say("   recorder CPU = the recorder's writer thread over the whole run "
+               "(/proc/self/task/<tid>/schedstat)")
+
+
+def _thread_waits_text(runs: list[Timing], base: list[Timing], writer_ms: float | None) -> str:
+    """The captured loop's waits over the same round's baseline, as one table cell."""
+    pairs = [(t.loop_thread, b.loop_thread, t.blocked_ms(), b.blocked_ms())
+             for t, b in zip(runs, base)]
+    if not pairs or any(p is None for pair in pairs for p in pair):
+        return "n/a"
+    blocked = statistics.median(t - b for _, _, t, b in pairs)
+    wait = statistics.median((t.wait_ns - b.wait_ns) / 1e6 for t, b, _, _ in pairs)
+    voluntary = statistics.median(t.voluntary - b.voluntary for t, b, _, _ in pairs)
+    involuntary = statistics.median(t.involuntary - b.involuntary for t, b, _, _ in pairs)
+    return (f"blocked {blocked:+.2f} ms, run-queue {wait:+.2f} ms, switches {voluntary:+g} "
+            f"voluntary / {involuntary:+g} involuntary vs no capture; recorder CPU "
+            f"{_ms(writer_ms)}")
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    return None if not values or None in values else statistics.median(values)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
+def _count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}"
 
 
 def render_table(verdicts: list[Verdict]) -> list[str]:

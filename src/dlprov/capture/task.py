@@ -12,12 +12,17 @@ from dlprov.errors import SpecError, TaskEnded, ValueRejected
 from dlprov.model import records as r
 from dlprov.model.limits import check_field, storable_text
 from dlprov.model.names import check_name
-from dlprov.model.values import Converter
+from dlprov.model.spec import AttributeType
+from dlprov.model.values import Converter, convert_row
 
 if TYPE_CHECKING:
     from dlprov.capture.run import Run
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
+
+# A set as a task uses it: its tag, its converters (the spec book's dict, grown in place) and
+# its attributes' types (see Task._kinds).
+_Found = tuple[str, dict[str, Converter], dict[str, AttributeType]]
 
 
 class Task:
@@ -44,10 +49,10 @@ class Task:
         self.produced: set[str] = set()
         self.depends_on = list(_as_tasks(depends_on))
         self._put = run.put
-        # Per role, the set as given (any case) -> (set tag, the set's converters); per set,
-        # attribute names given in another case -> their lower-case name.
-        self._converters: dict[str, dict[str, tuple[str, dict[str, Converter]]]] = {
-            "input": {}, "output": {}}
+        # Per role, the set as given (any case) -> (set tag, the set's converters, its
+        # attributes' types); per set, attribute names given in another case -> their
+        # lower-case name.
+        self._converters: dict[str, dict[str, _Found]] = {"input": {}, "output": {}}
         self._aliases: dict[str, dict[str, str]] = {}
         book = run.book
         uses_ = self._plan_uses(uses)  # first: a rejected task must leave the spec as it was
@@ -126,19 +131,20 @@ class Task:
         self._element("output", set_tag, values)
 
     def _element(self, role: str, set_tag: str, values: dict[str, Any]) -> None:
-        # The hot path: a status check and, per value, a dict lookup and a converter call.
+        # The hot path: a status check, a dict lookup and, per value, a type check; a converter
+        # call only for a value that is not a plain float, int or short text (convert_row).
         if self.status != RUNNING:
             raise self.ended_error()
         found = self._converters[role].get(set_tag)
         if found is None:
             found = self._first_element(role, set_tag, values)
-        tag, converters = found
-        row = {}
+        tag, converters, kinds = found
         try:
-            for name, value in values.items():
-                row[name] = converters[name](value)
+            row = convert_row(kinds, converters, values)
         except KeyError:  # a name in another case (Loss), or not an attribute of the set
             row = self._slow_row(tag, converters, values)
+            if len(kinds) != len(converters):  # the set grew: let convert_row know the new ones
+                kinds.update(self._kinds(tag))
         self._put((r.ELEMENT, self.key, tag, row))
 
     def _slow_row(self, set_tag: str, converters: dict[str, Converter],
@@ -169,10 +175,19 @@ class Task:
         tag = check_name("set", set_tag)
         found = self._converters[role].get(tag)
         if found is None:
-            found = tag, self._first_of_set(role, tag, values)
+            converters = self._first_of_set(role, tag, values)
+            found = tag, converters, self._kinds(tag)
             self._converters[role][tag] = found
         self._converters[role][set_tag] = found
         return found
+
+    def _kinds(self, set_tag: str) -> dict[str, AttributeType]:
+        """The types of ``set_tag``'s attributes, for :func:`convert_row`. Types never change
+        and attributes are never removed, so these stay true as the set grows; a new
+        attribute takes the slow path (``_slow_row``) until :meth:`_element` adds it."""
+        book = self.run.book
+        with book.lock:  # another thread may be growing the spec
+            return {name: a.type for name, a in book.spec.sets[set_tag].attributes.items()}
 
     def _first_of_set(self, role: str, set_tag: str,
                       values: dict[str, Any]) -> dict[str, Converter]:

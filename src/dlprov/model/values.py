@@ -144,6 +144,35 @@ def _json(set_tag: str, attribute: Attribute) -> Converter:
     return convert
 
 
+_NUMERIC, _TEXT = AttributeType.NUMERIC, AttributeType.TEXT
+
+
+def convert_row(kinds: dict[str, AttributeType], converters: dict[str, Converter],
+                values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` through the ``converters`` of a set whose attributes have types ``kinds``,
+    in place: the capture call's own ``**values`` becomes the row. A plain value (a finite
+    ``float`` or an ``int`` of a numeric attribute, a short ASCII ``str`` without NUL of a text
+    attribute) is taken without a converter call, as its converter would take it; any other
+    goes through its converter, which may refuse it. Errors come in ``values``' order.
+
+    KeyError for a name that is not an attribute's name as stored (``Loss``, a typo): the
+    values before it are converted by then, and every converter takes its own output
+    unchanged, so a second pass (with the names mapped) gives the same row.
+    """
+    for name, value in values.items():  # replacing a key's value: iteration goes on
+        kind = type(value)
+        if kind is float:
+            # x - x is 0.0 (false) for finite x, NaN (true) for NaN and inf: no call
+            if value - value or kinds[name] is not _NUMERIC:
+                values[name] = converters[name](value)
+        elif kind is int and kinds[name] is _NUMERIC:
+            values[name] = float(value)  # too large: OverflowError, as from the converter
+        elif kind is not str or kinds[name] is not _TEXT or not value.isascii() \
+                or len(value) > limits.MAX_VALUE_BYTES or "\x00" in value:
+            values[name] = converters[name](value)
+    return values
+
+
 _FACTORIES = {
     AttributeType.NUMERIC: _numeric,
     AttributeType.TEXT: _text,

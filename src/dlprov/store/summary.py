@@ -15,6 +15,7 @@ answer, only a slower one.
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, Double, Table, case, func, select
@@ -68,36 +69,67 @@ def figures(values: list) -> tuple[int, float, float, float, float] | None:
 
 
 class Summarizer:
-    """Adds the elements the writer stores in the summarized sets to ``metric_summary``."""
+    """Adds the elements the writer stores in the summarized sets to ``metric_summary``.
+
+    A task's newest element (``latest_id``) is the id of its last row in the block: told by the
+    insert where the backend says (SQLite), else sought among the ids above a bound below the
+    block's (:meth:`lower_bound`), not among all of the task's elements (the index on a task
+    column of ``otrain`` also holds its measures, so it does not keep a task's ids in order: the
+    seek read every element of the task, once per block, a cost growing with the run)."""
 
     def __init__(self, dialect_name: str) -> None:
         self.sql = upsert_sql(dialect_name)
-        self._layouts: dict[tuple, tuple[list[int], list[tuple[int, str]], dict]] = {}
+        self._layouts: dict[tuple, tuple[list[int], list[tuple[int, str]], dict, str]] = {}
+        self._below: dict[str, int] = {}  # table -> the highest element id this writer saw
+
+    def newest_id(self, conn: Connection, table: Table, position: dict[str, int]) -> int:
+        """The highest element id of ``table`` now (0 when it is empty)."""
+        return conn.exec_driver_sql(self._layout(conn, table, position)[3]).scalar() or 0
+
+    def lower_bound(self, conn: Connection, table: Table, position: dict[str, int]) -> int:
+        """An id below those of the rows to be inserted next: the highest this summarizer has
+        seen in ``table`` (ids only grow), else the table's :meth:`newest_id`."""
+        found = self._below.get(table.fullname)
+        return found if found is not None else self.newest_id(conn, table, position)
+
+    def forget(self) -> None:
+        """Drop the bounds (after a failed transaction: the store may have been replaced)."""
+        self._below.clear()
 
     def add(self, conn: Connection, table: Table, position: dict[str, int], set_tag: str,
-            rows: Sequence[Sequence], exec_of: dict[int, int]) -> None:
+            rows: Sequence[Sequence], exec_of: dict[int, int], after_id: int = 0,
+            ids: Sequence[int] | None = None) -> None:
         """Add ``rows`` (just inserted into ``table`` of set ``set_tag``, in column order
-        ``position``) to the summary; ``exec_of``: task id -> execution id."""
+        ``position``) to the summary; ``exec_of``: task id -> execution id; ``after_id``: the
+        table's :meth:`newest_id` before the rows were inserted (0: not known); ``ids``: the
+        ids the rows were given, in order, where the insert told them (no query then)."""
         if set_tag not in SUMMARIZED_SETS or not rows:
             return
-        tasks, numeric, newest_sql = self._layout(conn, table, position)
-        groups: dict[tuple[int, int], list] = {}  # (task column, task id) -> its rows
-        for row in rows:
-            at = next((i for i in tasks if row[i] is not None), None)
-            if at is not None:
-                groups.setdefault((at, row[at]), []).append(row)
+        tasks, numeric, newest_sql, _ = self._layout(conn, table, position)
         params: list[tuple] = []
-        for (at, task_id), block in groups.items():
+        highest = 0
+        for (at, task_id), (block, last) in _by_task(rows, tasks).items():
             exec_id = exec_of[task_id]
-            latest_id = conn.exec_driver_sql(newest_sql[at], (task_id,)).scalar()
+            # the task's newest element: its last row here (the block's rows are the newest)
+            latest_id = ids[last] if ids is not None else self._newest(conn, newest_sql[at],
+                                                                       task_id, after_id)
+            highest = max(highest, latest_id or 0)
             params.append((task_id, set_tag, COUNT, exec_id, len(block), None, None, None, None,
                            latest_id))
             for column, name in numeric:
-                found = figures([row[column] for row in block])
+                found = figures(list(map(itemgetter(column), block)))
                 if found is not None:
                     params.append((task_id, set_tag, name, exec_id, *found, latest_id))
         if params:
             conn.exec_driver_sql(self.sql, params)
+        self._below[table.fullname] = max(highest, self._below.get(table.fullname, 0))
+
+    @staticmethod
+    def _newest(conn: Connection, sql: str, task_id: int, after_id: int) -> int | None:
+        found = conn.exec_driver_sql(sql, (task_id, after_id)).scalar()
+        if found is None and after_id:  # a bound too high (a store replaced): every element
+            found = conn.exec_driver_sql(sql, (task_id, 0)).scalar()
+        return found
 
     def _layout(self, conn: Connection, table: Table, position: dict[str, int]):
         key = (table.fullname, tuple(position))
@@ -108,12 +140,34 @@ class Summarizer:
                        if c.name in position and isinstance(c.type, Double)]
             quote = conn.dialect.identifier_preparer
             marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            # a task's newest element: one seek of its task column's index
+            # A task's newest element among the ids above the block's lower bound: a range of
+            # the primary key, filtered by task (in SQLite, ``+`` keeps the planner off the
+            # task column's index, which would read every element of the task).
+            plus = "+" if conn.dialect.name == "sqlite" else ""
             newest = {i: f"SELECT max(id) FROM {quote.format_table(table)} "
-                         f"WHERE {quote.quote(name)} = {marker}"
+                         f"WHERE {plus}{quote.quote(name)} = {marker} AND id > {marker}"
                       for name, i in position.items() if name.endswith("_task_id")}
-            found = self._layouts[key] = (tasks, numeric, newest)
+            highest = f"SELECT max(id) FROM {quote.format_table(table)}"
+            found = self._layouts[key] = (tasks, numeric, newest, highest)
         return found
+
+
+def _by_task(rows: Sequence[Sequence],
+             tasks: list[int]) -> dict[tuple[int, int], tuple[list, int]]:
+    """``rows`` grouped by (task column, task id) of their first task column holding one:
+    each group's rows and the position in ``rows`` of its last."""
+    if tasks:  # the usual block: every row of one task, in the first task column
+        first = set(map(itemgetter(tasks[0]), rows))
+        if len(first) == 1 and None not in first:
+            return {(tasks[0], first.pop()): (list(rows), len(rows) - 1)}
+    groups: dict[tuple[int, int], tuple[list, int]] = {}
+    for position, row in enumerate(rows):
+        at = next((i for i in tasks if row[i] is not None), None)
+        if at is not None:
+            block = groups.get((at, row[at]))
+            groups[at, row[at]] = ((block[0] if block else []), position)
+            groups[at, row[at]][0].append(row)
+    return groups
 
 
 def _owner(spec: DataflowSpec, table: Table, set_tag: str):

@@ -10,7 +10,7 @@ import copy
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 from sqlalchemy.exc import NoResultFound
@@ -20,7 +20,8 @@ from dlprov.model import records as r
 from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema as s
-from dlprov.store.bulk import SetTable, insert_rows
+from dlprov.store import statements as st
+from dlprov.store.bulk import SetTable, insert_block, insert_rows
 from dlprov.store.files import file_digest
 from dlprov.store.recall import Recall
 from dlprov.store.refusal import RecordRefused, is_refusal, reason_of
@@ -41,26 +42,32 @@ class Applied:
 # (column positions, row width, position of the task column, task id, the rows to insert,
 #  the row builder of each order of attribute names seen: see _row_builder)
 _ElementSlot = tuple[dict[str, int], int, int, int, list, dict]
-_UNSEEN = object()
 
 
-def _row_builder(slot: _ElementSlot, names: tuple) -> Callable[[tuple], tuple] | None:
+def _row_builder(slot: _ElementSlot, names: tuple) -> tuple[Callable[[tuple], tuple] | None,
+                                                             tuple | None]:
     """For elements whose attributes come in the order ``names``: a function from
     ``(*values, task id, None)`` to the row in the table's column order (C's itemgetter: a
-    per-value Python loop was most of the writer's time). None when a name is not a column as
+    per-value Python loop was most of the writer's time), and, where the table's columns are
+    the task columns and then ``names`` in this order (the usual case: the set's spec was
+    inferred from such an element), the task columns' values, the row's head (the row is then
+    the head and the values, one tuple made). (None, None) when a name is not a column as
     written (another case, unknown, a task column): such elements take :meth:`_slow_row`."""
     position, width, task_at = slot[0], slot[1], slot[2]
     at: dict[int, int] = {}
     for i, name in enumerate(names):
         column = position.get(name) if isinstance(name, str) else None
         if column is None or column == task_at or name.endswith("_task_id"):
-            return None
+            return None, None
         at[column] = i
     index = [len(names) if column == task_at else at.get(column, len(names) + 1)
              for column in range(width)]
+    head = width - len(names)
+    prefix = (tuple(slot[3] if column == task_at else None for column in range(head))
+              if index[head:] == list(range(len(names))) and task_at < head else None)
     if width == 1:
-        return lambda values: (values[index[0]],)
-    return itemgetter(*index)
+        return (lambda values: (values[index[0]],)), prefix
+    return itemgetter(*index), prefix
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,10 @@ class StoreWriter:
         there and sends them again to a store that lost them (see :mod:`.recall`)."""
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._dialect = engine.dialect  # the statements' (see .statements)
         self.read_model_files = read_model_files
         self.recall = recall if recall is not None else Recall()
         self._remember = recall is not None
-        self._upserts: dict[tuple[bool, tuple[str, ...]], Any] = {}
-        self._task_insert = self._dialect_insert(s.task).on_conflict_do_nothing(
-            index_elements=[s.task.c.uuid]).returning(s.task.c.id)
         self._refused: list[Refusal] | None = None  # None: refusals raise (write_batches)
         self._summarizer = Summarizer(self.dialect)
         self._forget()
@@ -120,6 +125,7 @@ class StoreWriter:
         self._exec_of: dict[int, int] = {}  # task id -> its execution's (the summary's key)
         self._specs_seen: dict[str, dict] = {}  # the last spec record found stored, by dataflow
         self._ledger_ready = False
+        self._summarizer.forget()
 
     def write(self, batch: Sequence[tuple], batch_id: str | None = None) -> None:
         """Apply ``batch`` in one transaction: all of it is stored, or none of it. With a
@@ -148,7 +154,8 @@ class StoreWriter:
             with self.engine.begin() as conn:
                 claimed = self._claim(conn, [b for b, _ in batches if b is not None])
                 todo = _first_of_each(batches, claimed)
-                records = [record for _, records in todo for record in records]
+                records = (todo[0][1] if len(todo) == 1 else
+                           [record for _, records in todo for record in records])
                 self._apply(conn, records)
                 left_out = refused or []
                 return Applied(len(records) - len(left_out), left_out)
@@ -172,14 +179,13 @@ class StoreWriter:
             return set()
         self._applied(conn, [])  # the ledger table exists
         claimed: set[str] = set()
-        table = s.applied_batch
         now = datetime.now()
         for start in range(0, len(batch_ids), 500):
             chunk = list(dict.fromkeys(batch_ids[start:start + 500]))
-            claimed.update(conn.execute(
-                self._dialect_insert(table).values([{"batch_id": b, "applied_at": now}
-                                                    for b in chunk])
-                .on_conflict_do_nothing().returning(table.c.batch_id)).scalars())
+            values = {f"b{i}": b for i, b in enumerate(chunk)}
+            values.update((f"t{i}", now) for i in range(len(chunk)))
+            claimed.update(row[0] for row in st.claim(self._dialect, len(chunk))
+                           .execute(conn, values))
         return claimed
 
     def _applied(self, conn: Connection, batch_ids: list[str]) -> set[str]:
@@ -189,8 +195,8 @@ class StoreWriter:
         found: set[str] = set()
         for start in range(0, len(batch_ids), 500):
             chunk = batch_ids[start:start + 500]
-            found.update(conn.execute(select(s.applied_batch.c.batch_id)
-                                      .where(s.applied_batch.c.batch_id.in_(chunk))).scalars())
+            found.update(row[0] for row in st.applied(self._dialect, len(chunk))
+                         .execute(conn, {f"b{i}": b for i, b in enumerate(chunk)}))
         return found
 
     def _refuse(self, record: tuple, refusal: RecordRefused) -> None:
@@ -209,11 +215,19 @@ class StoreWriter:
         pending: dict[tuple[str, str], list[list]] = {}
         slots: dict[tuple[str, str], _ElementSlot] = {}
         last: tuple | None = None  # (task key, set, slot) of the element before: most repeat it
+        # ... and with the same attribute names, in the same order: then its row builder serves
+        same: tuple = (None, None, None)  # (task key, set, names)
+        append = build = task_id = prefix = None
         element = r.ELEMENT
         for record in batch:
             kind = record[0]
             if kind == element:
                 task_key, set_tag, values = record[1], record[2], record[3]
+                names = tuple(values)
+                if task_key is same[0] and set_tag is same[1] and names == same[2]:
+                    append((*prefix, *values.values()) if prefix is not None
+                           else build((*values.values(), task_id, None)))
+                    continue
                 if last is not None and task_key is last[0] and set_tag is last[1]:
                     slot = last[2]
                 else:
@@ -226,13 +240,17 @@ class StoreWriter:
                             self._refuse(record, refusal)
                             continue
                     last = (task_key, set_tag, slot)
-                names = tuple(values)
-                build = slot[5].get(names, _UNSEEN)
-                if build is _UNSEEN:
-                    build = slot[5][names] = _row_builder(slot, names)
+                found = slot[5].get(names)
+                if found is None:
+                    found = slot[5][names] = _row_builder(slot, names)
+                build, prefix = found
                 if build is not None:
-                    slot[4].append(build((*values.values(), slot[3], None)))
+                    append, task_id = slot[4].append, slot[3]
+                    same = (task_key, set_tag, names)
+                    append((*prefix, *values.values()) if prefix is not None
+                           else build((*values.values(), task_id, None)))
                     continue
+                same = (None, None, None)
                 try:  # a name spelt in another case, or one the set lacks
                     row = self._slow_row(slot, record)
                 except RecordRefused as refusal:
@@ -247,7 +265,7 @@ class StoreWriter:
                     continue
             # Everything else may depend on elements written before it (a USE stamps them).
             self._insert_elements(conn, pending)
-            pending, slots, last = {}, {}, None
+            pending, slots, last, same = {}, {}, None, (None, None, None)
             try:
                 getattr(self, "_on_" + kind)(conn, *record[1:])
             except RecordRefused as refusal:
@@ -291,12 +309,19 @@ class StoreWriter:
 
     def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[list]]) -> None:
         for (df_tag, set_tag), rows in pending.items():
-            if rows:
-                target = self._table(conn, df_tag, set_tag)
+            if not rows:
+                continue
+            target = self._table(conn, df_tag, set_tag)
+            if set_tag not in SUMMARIZED_SETS:
                 insert_rows(conn, target, rows)
-                if set_tag in SUMMARIZED_SETS:  # in the same transaction as the rows
-                    self._summarizer.add(conn, target.table, target.position, set_tag, rows,
-                                         self._exec_of)
+                continue
+            # summarized in the same transaction as the rows, which need their ids: told by
+            # SQLite, else sought above a bound below them
+            after_id = (0 if self.dialect == "sqlite" else
+                        self._summarizer.lower_bound(conn, target.table, target.position))
+            ids = insert_block(conn, target, rows)[1]
+            self._summarizer.add(conn, target.table, target.position, set_tag, rows,
+                                 self._exec_of, after_id, ids)
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
@@ -391,13 +416,15 @@ class StoreWriter:
         tags = fields.pop("tags", None)
         dataflow = self._dataflow(conn, df_tag)
         table = s.dataflow_execution
-        # Values go as parameters, not into the statement: its cache key then stays the same
-        # from run to run and SQLAlchemy reuses the compiled form (no per-value bind objects).
-        conn.execute(self._exec_upsert(leader, tuple(fields)),
-                     {"uuid": key, "df_id": dataflow.id, "df_version": dataflow.version,
-                      "status": "running", **fields})
-        exec_id, tag = conn.execute(select(table.c.id, table.c.tag)
-                                    .where(table.c.uuid == key)).one()
+        values = {"uuid": key, "df_id": dataflow.id, "df_version": dataflow.version,
+                  "status": "running", **fields}
+        upsert = st.insert(self._dialect, table, tuple(values), conflict=("uuid",),
+                           overwrite=tuple(fields) if leader else (), returning=("id", "tag"))
+        found = upsert.execute(conn, values).first()
+        if found is None:  # a follower's start, the execution already there
+            found = st.select_by(self._dialect, table, ("id", "tag"), "uuid").execute(
+                conn, {"key": key}).one()
+        exec_id, tag = found
         self._execs[key] = _Exec(exec_id, tag, df_tag)
         if tags:
             self._set_tags(conn, exec_id, tags)
@@ -431,18 +458,6 @@ class StoreWriter:
                 index_elements=[table.c.exec_id, table.c.key],
                 set_={"value": insert.excluded.value}), rows)
 
-    def _exec_upsert(self, leader: bool, overwrite: tuple[str, ...]):
-        """The execution's insert-if-absent (a leader's overwriting ``overwrite``), made once."""
-        found = self._upserts.get((leader, overwrite))
-        if found is None:
-            table = s.dataflow_execution
-            insert = self._dialect_insert(table)
-            found = self._upserts[leader, overwrite] = (
-                insert.on_conflict_do_update(index_elements=[table.c.uuid],
-                                             set_={k: insert.excluded[k] for k in overwrite})
-                if leader else insert.on_conflict_do_nothing(index_elements=[table.c.uuid]))
-        return found
-
     def _on_exec_end(self, conn: Connection, key: str, fields: dict) -> None:
         execution = self._exec(conn, key)
         # The spec may have grown since the execution started (sets inferred from their first
@@ -468,24 +483,26 @@ class StoreWriter:
             raise RecordRefused(f"transformation {transformation!r} is not in dataflow "
                                 f"{execution.df_tag!r}'s spec") from None
         # Insert if absent: a start sent again (see Recall) or by a forked child finds it there.
-        task_id = conn.execute(self._task_insert, {
-            "uuid": key, "df_exec": execution.tag, "exec_id": execution.id,
-            "df_version": dataflow.version, "dt_id": dt_id, **fields}).scalar()
+        values = {"uuid": key, "df_exec": execution.tag, "exec_id": execution.id,
+                  "df_version": dataflow.version, "dt_id": dt_id, **fields}
+        task_id = st.insert(self._dialect, s.task, tuple(values), conflict=("uuid",),
+                            returning=("id",)).execute(conn, values).scalar()
         if task_id is None:
-            task_id = conn.execute(select(s.task.c.id).where(s.task.c.uuid == key)).scalar_one()
+            task_id = st.select_by(self._dialect, s.task, ("id",), "uuid").execute(
+                conn, {"key": key}).scalar_one()
         self._tasks[key] = _Task(task_id, transformation, execution.df_tag, execution.id)
-        rows = [{"task_id": task_id, "depends_on_id": d} for d in depends_on]
-        if rows:
-            conn.execute(self._insert_ignore(s.task_dependency), rows)
+        st.insert(self._dialect, s.task_dependency, ("task_id", "depends_on_id"), conflict=()
+                  ).execute_many(conn, [{"task_id": task_id, "depends_on_id": d}
+                                        for d in depends_on])
 
     def _on_task_end(self, conn: Connection, key: str, fields: dict) -> None:
         self._update(conn, s.task, self._task(conn, key).id, fields)
 
-    @staticmethod
-    def _update(conn: Connection, table: Table, row_id: int, fields: dict) -> None:
-        """``UPDATE table SET fields WHERE id = row_id``, the values as parameters."""
-        conn.execute(update(table).where(table.c.id == bindparam("row_id")),
-                     {"row_id": row_id, **fields})
+    def _update(self, conn: Connection, table: Table, row_id: int, fields: dict) -> None:
+        """``UPDATE table SET fields WHERE id = row_id`` (fields no column takes left out)."""
+        statement = st.update_by_id(self._dialect, table, tuple(fields))
+        if len(statement.names) > 1:  # something to set
+            statement.execute(conn, {**fields, "row_id": row_id})
 
     def _on_use(self, conn: Connection, consumer_key: str, producer_key: str,
                 set_tags: list[str]) -> None:
@@ -505,12 +522,12 @@ class StoreWriter:
         for set_tag, table, mine, theirs in usage:
             # As the original: the consumer's id goes on the rows it used that no task of its
             # transformation used before; task_usage keeps every consumer.
-            conn.execute(update(table).where(theirs == producer.id, mine.is_(None))
-                         .values({mine: consumer.id}))
+            _use_statement(self._dialect, table, mine, theirs).execute(
+                conn, {"producer": producer.id, "consumer": consumer.id})
             rows.append({"task_id": consumer.id, "producer_task_id": producer.id,
                          "ds_id": self._catalogue_id(conn, s.data_set, producer.df_tag, set_tag)})
-        if rows:
-            conn.execute(self._insert_ignore(s.task_usage), rows)
+        st.insert(self._dialect, s.task_usage, ("task_id", "producer_task_id", "ds_id"),
+                  conflict=()).execute_many(conn, rows)
 
     def _on_environment(self, conn: Connection, key: str, fields: dict) -> None:
         fields = dict(fields)
@@ -519,9 +536,13 @@ class StoreWriter:
         email = fields.pop("agent_email", None)
         if email:
             execution = s.dataflow_execution
-            conn.execute(update(execution).where(execution.c.id == exec_id,
-                                                 execution.c.email.is_(None)).values(email=email))
-        conn.execute(self._insert_ignore(s.environment), {"exec_id": exec_id, **fields})
+            st.prepare(self._dialect, ("agent email",), lambda: update(execution).where(
+                execution.c.id == bindparam("row_id", type_=execution.c.id.type),
+                execution.c.email.is_(None)).values(
+                    email=bindparam("email", type_=execution.c.email.type))
+            ).execute(conn, {"row_id": exec_id, "email": email})
+        values = {"exec_id": exec_id, **fields}
+        st.insert(self._dialect, s.environment, tuple(values), conflict=()).execute(conn, values)
 
     def _on_model(self, conn: Connection, task_key: str, fields: dict) -> None:
         task = self._task(conn, task_key)
@@ -615,15 +636,17 @@ class StoreWriter:
 
     def _dialect_insert(self, table: Table):
         """The backend's INSERT, the one with ``on_conflict_do_*``."""
-        # imported here: the PostgreSQL dialect (and asyncio) is a tenth of a reader's startup
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+        return st.dialect_insert(self._dialect, table)
 
     def _insert_ignore(self, table: Table):
         return self._dialect_insert(table).on_conflict_do_nothing()
+
+
+def _use_statement(dialect, table: Table, mine, theirs) -> st.Prepared:
+    """``UPDATE set table SET mine = :consumer WHERE theirs = :producer AND mine IS NULL``."""
+    return st.prepare(dialect, ("use", table.fullname, mine.name, theirs.name), lambda: (
+        update(table).where(theirs == bindparam("producer", type_=theirs.type), mine.is_(None))
+        .values({mine: bindparam("consumer", type_=mine.type)})))
 
 
 def _first_of_each(batches: list, claimed: set[str]) -> list:

@@ -1,0 +1,184 @@
+"""The store writer's per-record statements, compiled once per dialect and run at driver level.
+
+SQLAlchemy's ``Connection.execute`` of a Core statement costs tens of microseconds a call even
+with its compiled-statement cache (cache key, parameter processing, result set-up): most of a
+run's fixed writer cost. The writer's statements are few and their shapes repeat, so each is
+compiled once per dialect and per tuple of parameter names (:func:`prepare`), and then run with
+``Connection.exec_driver_sql`` and a plain tuple (:meth:`Prepared.execute`).
+
+The SQL is SQLAlchemy's own compilation of the statement (PostgreSQL's bind casts included) and
+each parameter goes through its type's bind processor (SQLite's datetime text, JSON, booleans),
+taken from that compilation: the values stored are those ``Connection.execute`` would store.
+Errors still pass through SQLAlchemy (wrapped as ``DBAPIError``, ``handle_error`` events), and a
+bind processor's ``TypeError`` or ``ValueError`` refuses the record as before.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from sqlalchemy import Connection, CursorResult, Dialect, Table, bindparam, select, update
+from sqlalchemy.sql import ClauseElement
+
+from dlprov.store import schema as s
+
+_PYFORMAT = re.compile(r"%\(([^)]+)\)s")
+# Statements are keyed by table and column names, so a long-lived writer seeing many dataflows
+# could grow the cache without end: past this size it starts again.
+_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A compiled statement: driver-level SQL (the dialect's paramstyle, positional), the names
+    of its parameters in order and the bind processor of each position that has one."""
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    _get: Callable[[Mapping[str, Any]], tuple] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the parameters' values in order, taken from a mapping in C (frozen: set once here)
+        getter = itemgetter(*self.names) if len(self.names) > 1 else (
+            (lambda values: (values[self.names[0]],)) if self.names else (lambda values: ()))
+        object.__setattr__(self, "_get", getter)
+
+    def params(self, values: Mapping[str, Any]) -> tuple:
+        """The driver's parameter tuple for ``values`` (every name of the statement present)."""
+        row = self._get(values)
+        if not self.processors:
+            return row
+        row = list(row)
+        for at, process in self.processors:
+            if row[at] is not None:
+                row[at] = process(row[at])
+        return tuple(row)
+
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> CursorResult:
+        """Run the statement for one set of values."""
+        return conn.exec_driver_sql(self.sql, self.params(values))
+
+    def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run the statement for each of ``rows`` (the driver's ``executemany``)."""
+        params = [self.params(row) for row in rows]
+        if params:
+            conn.exec_driver_sql(self.sql, params)
+
+
+_cache: dict[tuple, Prepared] = {}
+_lock = threading.Lock()
+
+
+def prepare(dialect: Dialect, key: tuple, build: Callable[[], ClauseElement],
+            column_keys: Sequence[str] | None = None) -> Prepared:
+    """The statement ``build()`` makes, compiled for ``dialect`` the first time ``key`` (which
+    must name everything the statement depends on: table, columns, conflict handling) is
+    asked for, from then on taken from the cache. ``column_keys``: the columns an INSERT or
+    UPDATE without ``values()`` sets (as ``Connection.execute`` derives from its parameters)."""
+    cache_key = (dialect.name, dialect.driver, *key)
+    found = _cache.get(cache_key)
+    if found is None:
+        found = compile_statement(dialect, build(), column_keys)
+        with _lock:
+            if len(_cache) >= _CACHE_SIZE:
+                _cache.clear()
+            _cache[cache_key] = found
+    return found
+
+
+def compile_statement(dialect: Dialect, statement: ClauseElement,
+                      column_keys: Sequence[str] | None = None) -> Prepared:
+    """``statement`` compiled for ``dialect`` as a :class:`Prepared`."""
+    compiled = statement.compile(dialect=dialect,
+                                 column_keys=list(column_keys) if column_keys else None)
+    sql = compiled.string
+    if compiled.positiontup is not None:  # qmark (SQLite), numeric: the order is known
+        names = tuple(compiled.positiontup)
+    else:  # pyformat (psycopg): named in the text; made positional, the driver's fast path
+        unescape = {v: k for k, v in compiled.escaped_bind_names.items()}
+        names = tuple(unescape.get(n, n) for n in _PYFORMAT.findall(sql))
+        sql = _PYFORMAT.sub("%s", sql)
+    processors = []
+    for at, name in enumerate(names):
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((at, process))
+    return Prepared(sql, names, tuple(processors))
+
+
+# -- the writer's statements ----------------------------------------------------------------------
+
+def insert(dialect: Dialect, table: Table, keys: tuple[str, ...], *,
+           conflict: tuple[str, ...] | None = None, overwrite: tuple[str, ...] = (),
+           returning: tuple[str, ...] = ()) -> Prepared:
+    """``INSERT INTO table (keys)``, the keys that are not columns of ``table`` left out (as
+    ``Connection.execute`` leaves out parameters no column takes). ``conflict``: the columns of
+    the unique index whose conflict is handled (``()``: any), by overwriting the columns
+    ``overwrite`` with the new row's, or else by doing nothing; ``returning``: the columns the
+    statement returns."""
+    def build() -> ClauseElement:
+        statement = dialect_insert(dialect, table)
+        if conflict is not None:
+            index = [table.c[c] for c in conflict] or None
+            written = [k for k in overwrite if k in table.c]
+            statement = (statement.on_conflict_do_update(
+                index_elements=index, set_={k: statement.excluded[k] for k in written})
+                if written else statement.on_conflict_do_nothing(index_elements=index))
+        if returning:
+            statement = statement.returning(*(table.c[c] for c in returning))
+        return statement
+
+    columns = [k for k in keys if k in table.c]
+    return prepare(dialect, ("insert", table.fullname, keys, conflict, overwrite, returning),
+                   build, columns)
+
+
+def update_by_id(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> Prepared:
+    """``UPDATE table SET keys WHERE id = :row_id`` (keys that are not columns left out)."""
+    columns = [k for k in keys if k in table.c and k != "id"]
+    return prepare(dialect, ("update", table.fullname, keys),
+                   lambda: update(table).where(table.c.id == bindparam("row_id")),
+                   [*columns, "row_id"])
+
+
+def select_by(dialect: Dialect, table: Table, wanted: tuple[str, ...], key: str) -> Prepared:
+    """``SELECT wanted FROM table WHERE key = :key``."""
+    return prepare(dialect, ("select", table.fullname, wanted, key),
+                   lambda: select(*(table.c[c] for c in wanted))
+                   .where(table.c[key] == bindparam("key", type_=table.c[key].type)))
+
+
+def claim(dialect: Dialect, count: int) -> Prepared:
+    """The batch ledger's claim of ``count`` batch ids (``b0``... with times ``t0``...): inserted
+    if absent, returning those inserted."""
+    ledger = s.applied_batch
+
+    def build() -> ClauseElement:
+        rows = [{"batch_id": bindparam(f"b{i}", type_=ledger.c.batch_id.type),
+                 "applied_at": bindparam(f"t{i}", type_=ledger.c.applied_at.type)}
+                for i in range(count)]
+        return (dialect_insert(dialect, ledger).values(rows).on_conflict_do_nothing()
+                .returning(ledger.c.batch_id))
+
+    return prepare(dialect, ("claim", count), build)
+
+
+def applied(dialect: Dialect, count: int) -> Prepared:
+    """Which of ``count`` batch ids (``b0``...) the ledger holds."""
+    ledger = s.applied_batch
+    return prepare(dialect, ("applied", count), lambda: select(ledger.c.batch_id).where(
+        ledger.c.batch_id.in_([bindparam(f"b{i}", type_=ledger.c.batch_id.type)
+                               for i in range(count)])))
+
+
+def dialect_insert(dialect: Dialect, table: Table):
+    """The backend's INSERT, the one with ``on_conflict_do_*``."""
+    # imported here: the PostgreSQL dialect (and asyncio) is a tenth of a reader's startup
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as backend_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as backend_insert
+    return backend_insert(table)
