@@ -122,3 +122,41 @@ def test_figures_leave_out_what_is_not_a_finite_number():
     assert figures([1.0, None, float("nan"), float("inf"), 4.0, "x", True]) == (
         2, 5.0, 1.0, 4.0, 4.0)
     assert figures([None, float("nan")]) is None
+
+
+def test_questions_read_the_summary_and_answer_as_the_elements_do(url):
+    """Q2 and Q3 aggregate a training's epochs from the summary while it adds up; the same
+    store with the summary cleared (so not trusted) answers the same from the elements."""
+    url, df_tag = url
+    record(url, runs=3, df_tag=df_tag)
+    with dlprov.run(df_tag, store=url, capture_environment=False, exec_tag="sm-timed") as run:
+        with run.task("train") as train:
+            train.input("itrain", learning_rate=0.5, optimizer="opt0")
+            for epoch, elapsed in enumerate([1.0, 2.0, 4.5]):
+                train.output("otrain", epoch=epoch, loss=0.5, accuracy=0.2,
+                             elapsed_time=elapsed)
+    store = Store(url)
+
+    def answers() -> tuple[list, list]:
+        q2 = sorted(map(tuple, dlprov.query.q2(store=store, dataflow=df_tag).rows))
+        q3 = [tuple(r) for r in dlprov.query.q3(store=store, dataflow=df_tag).rows]
+        return q2, q3
+
+    with store.read() as conn:
+        assert trusted(conn, read_spec(conn, df_tag)[2], "otrain")
+    statement = dlprov.query.prepare("q3", store=store, dataflow=df_tag)
+    assert "metric_summary" in statement.sql
+    from_summary = answers()
+    with store.engine().begin() as conn:
+        conn.execute(text("DELETE FROM metric_summary"))
+    assert "metric_summary" not in dlprov.query.prepare("q3", store=store, dataflow=df_tag).sql
+    from_elements = answers()
+    for ours, theirs in zip(from_summary, from_elements):
+        assert len(ours) == len(theirs) and ours
+        for row, expected in zip(ours, theirs):
+            assert len(row) == len(expected)
+            for a, b in zip(row, expected):
+                assert a == b or (isinstance(b, float) and math.isclose(a, b, rel_tol=1e-12))
+    averaged = {row[3]: row for row in from_elements[0]}
+    assert averaged["sm-timed"][-1] == pytest.approx(2.5)
+    assert averaged["sm-0"][-1] is None  # no elapsed time recorded: no average

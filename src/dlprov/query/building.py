@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.compiler import IdentifierPreparer
 
 from dlprov.errors import QueryError
@@ -22,9 +23,11 @@ from dlprov.model.spec import AttributeType, DataflowSpec
 from dlprov.query.catalogue import choose_dataflow
 from dlprov.query.sql import QueryResult, builtin_sql
 from dlprov.store.store import Store, as_store
+from dlprov.store.summary import SUMMARIZED_SETS, trusted
 
 # The paper's conventions: the transformations and sets every question relies on.
 
+_LARGEST = "1.7976931348623157e308"  # the largest finite double
 _PLAIN = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BIND = re.compile(r"(?<![:\w\\]):(?=\w)")  # where SQLAlchemy's text() sees a bind parameter
 
@@ -73,6 +76,7 @@ class Context:
     dialect: str
     preparer: IdentifierPreparer
     store: Store
+    _summarized: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def open(cls, store: Store | str | None, dataflow: str | None) -> "Context":
@@ -125,6 +129,27 @@ class Context:
             raise QueryError(
                 f"{question.upper()} needs set {set_tag!r} to be used or produced by "
                 f"transformation {transformation!r} in dataflow {tag!r}")
+
+    def summarized(self, set_tag: str) -> bool:
+        """Whether ``metric_summary`` holds every element of ``set_tag`` (see
+        :func:`dlprov.store.summary.trusted`), so that an aggregate over its elements can read
+        one summary row per task instead; asked once per context."""
+        if set_tag not in SUMMARIZED_SETS or set_tag not in self.spec.sets:
+            return False
+        found = self._summarized.get(set_tag)
+        if found is None:
+            try:
+                with self.store.read() as conn:
+                    found = trusted(conn, self.spec, set_tag)
+            except SQLAlchemyError:  # a store made before the summary, opened read-only
+                found = False
+            self._summarized[set_tag] = found
+        return found
+
+    def finite_number(self, expression: str) -> str:
+        """A condition true where a numeric ``expression`` is a finite number (not NULL, NaN
+        or infinite): what the metric summary aggregates, so both give the same averages."""
+        return f"{expression} BETWEEN -{_LARGEST} AND {_LARGEST}"
 
     def finite(self, expression: str) -> str:
         """A condition true where a numeric ``expression`` is a number: SQLite stores NaN as

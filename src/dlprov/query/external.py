@@ -85,7 +85,7 @@ def _link_ctes(ctx: Context, train_task_id: int | None) -> list[str]:
 )"""]
     else:
         walk = [edges_cte(), lineage_cte("SELECT CAST(:train_task_id AS INTEGER), "
-                                         "CAST(:train_task_id AS INTEGER), 0"),
+                                         "CAST(:train_task_id AS INTEGER), 0", ctx.dialect),
                 "_scope(task_id) AS (SELECT DISTINCT task_id FROM _lineage)"]
     return [*walk, produced_cte(ctx), used_cte(ctx), _keys_cte(ctx), """_elements AS (
   SELECT task_id, 'used' AS role, set_tag, element_id FROM _used

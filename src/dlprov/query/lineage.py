@@ -13,6 +13,7 @@ from dlprov.query.building import Built, Context, ctes, need
 from dlprov.query.models import ModelRef, models_cte, resolve_model
 from dlprov.query.relations import (
     EVALUATIONS,
+    TESTS_OF_MODEL,
     best_trainings,
     edges_cte,
     lineage_cte,
@@ -42,9 +43,11 @@ _IN_STEPS = "SELECT task_id FROM _steps"
 
 
 # The model's training task (depth 0) and the test tasks that evaluated it (depth -1).
-_MODEL_SEEDS = """SELECT CAST(:train_task_id AS INTEGER), CAST(:train_task_id AS INTEGER), 0
+_MODEL_SEEDS = f"""SELECT CAST(:train_task_id AS INTEGER), CAST(:train_task_id AS INTEGER), 0
   UNION
-  SELECT train_task_id, test_task_id, -1 FROM _evaluations WHERE train_task_id = :train_task_id"""
+  SELECT CAST(:train_task_id AS INTEGER), tests.task_id, -1 FROM (
+  {TESTS_OF_MODEL}
+  ) tests"""
 
 
 def q5(ctx: Context, *, metric: str | None = None, mode: str | None = None,
@@ -69,7 +72,7 @@ def q5(ctx: Context, *, metric: str | None = None, mode: str | None = None,
     seeds = """SELECT train_task_id, train_task_id, 0 FROM _best
   UNION
   SELECT train_task_id, test_task_id, -1 FROM _best WHERE test_task_id IS NOT NULL"""
-    return Built(ctes(edges_cte(), *evaluations, best, lineage_cte(seeds),
+    return Built(ctes(edges_cte(), *evaluations, best, lineage_cte(seeds, ctx.dialect),
                       _STEPS, _SCOPE, produced_cte(ctx, _IN_SCOPE),
                       used_cte(ctx, _IN_STEPS)) + f"""
 SELECT s.root_id AS train_task_id, t.df_exec AS exec_tag, s.depth, t.id AS task_id,
@@ -181,7 +184,7 @@ def q10(ctx: Context, *, model: str | None = None) -> Built:
   SELECT task_id, 'produced', set_tag, COUNT(*) FROM _produced
   WHERE task_id IN (SELECT task_id FROM _steps) GROUP BY task_id, set_tag
 )"""
-    return Built(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS), _STEPS, _SCOPE,
+    return Built(ctes(edges_cte(), lineage_cte(_MODEL_SEEDS, ctx.dialect), _STEPS, _SCOPE,
                       produced_cte(ctx, _IN_SCOPE), used_cte(ctx, _IN_STEPS), data) + """
 SELECT s.depth, t.id AS task_id, dt.tag AS transformation, t.status, t.start_time,
        t.end_time, t.df_exec AS exec_tag, d.role, d.set_tag, d.elements
@@ -224,7 +227,8 @@ def q12(ctx: Context, *, model: str | None = None) -> Built:
   SELECT task_id, 'produced', set_tag, element_id, files, data FROM _produced
   WHERE task_id IN (SELECT task_id FROM _steps) AND task_id <> :train_task_id
 )"""
-    return Built(ctes(edges_cte(data_only=True), lineage_cte(seed), _STEPS, _SCOPE,
+    return Built(ctes(edges_cte(data_only=True),
+                      lineage_cte(seed, ctx.dialect, data_only=True), _STEPS, _SCOPE,
                       produced_cte(ctx, _IN_SCOPE), used_cte(ctx, _IN_STEPS), data) + """
 SELECT DENSE_RANK() OVER (ORDER BY s.depth DESC) AS step, t.id AS task_id,
        dt.tag AS transformation, d.role, d.set_tag, d.element_id, d.files, d.data
@@ -242,7 +246,7 @@ def trace_tasks(ctx: Context, model: str) -> tuple[ModelRef, list[int]]:
     :func:`q10`: its training task, the test tasks that evaluated it and every task upstream
     of them (by task dependency or use of data), at any depth."""
     found = resolve_model(ctx, model)
-    rows = builtin_sql(ctes(edges_cte(), EVALUATIONS, lineage_cte(_MODEL_SEEDS))
+    rows = builtin_sql(ctes(edges_cte(), lineage_cte(_MODEL_SEEDS, ctx.dialect))
                        + "\nSELECT DISTINCT task_id FROM _lineage ORDER BY task_id",
                        store=ctx.store, dataflow=ctx.spec.tag,
                        params={"train_task_id": found.train_task_id}).rows

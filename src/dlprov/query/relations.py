@@ -43,21 +43,45 @@ def edges_cte(data_only: bool = False) -> str:
             f"  UNION\n  {usage}\n)")
 
 
-def lineage_cte(seeds: str) -> str:
-    """``_seeds`` (``seeds`` selects root_id, task_id, depth) and ``_lineage`` walking up
-    ``_edges`` from them."""
+def lineage_cte(seeds: str, dialect: str = "postgresql", *, data_only: bool = False) -> str:
+    """``_seeds`` (``seeds`` selects root_id, task_id, depth) and ``_lineage`` walking up from
+    them. SQLite follows each edge table by its ``task_id`` index (one recursive step per table,
+    ``data_only``: task_usage alone), so a model's trace reads its own edges only; PostgreSQL
+    allows one reference to the recursive table, so it follows their union (the caller adds
+    :func:`edges_cte` with the same ``data_only``)."""
+    # no path in a DAG of tasks is longer than the store's tasks: the bound only stops a cycle
+    bound = "l.depth < (SELECT COUNT(*) FROM task)"
+    if dialect == "sqlite":
+        steps = [f"""SELECT l.root_id, tu.producer_task_id, l.depth + 1
+  FROM _lineage l JOIN task_usage tu ON tu.task_id = l.task_id WHERE {bound}"""]
+        if not data_only:
+            steps.insert(0, f"""SELECT l.root_id, td.depends_on_id, l.depth + 1
+  FROM _lineage l JOIN task_dependency td ON td.task_id = l.task_id WHERE {bound}""")
+    else:
+        steps = [f"""SELECT l.root_id, e.upstream_id, l.depth + 1
+  FROM _lineage l JOIN _edges e ON e.task_id = l.task_id WHERE {bound}"""]
+    walk = "\n  UNION\n  ".join(steps)
     return f"""_seeds(root_id, task_id, depth) AS (
   {seeds.strip()}
 ),
 _lineage(root_id, task_id, depth) AS (
   SELECT root_id, task_id, depth FROM _seeds
   UNION
-  SELECT l.root_id, e.upstream_id, l.depth + 1
-  FROM _lineage l
-  JOIN _edges e ON e.task_id = l.task_id
-  -- no path in a DAG of tasks is longer than the store's tasks: this only stops a cycle
-  WHERE l.depth < (SELECT COUNT(*) FROM task)
+  {walk}
 )"""
+
+
+# The test tasks that evaluated training task :train_task_id (as in _evaluations), read through
+# the edge tables' upstream index: one model's tests without a table of every evaluation.
+TESTS_OF_MODEL = f"""SELECT td.task_id FROM task_dependency td
+  JOIN task c ON c.id = td.task_id
+  JOIN data_transformation ct ON ct.id = c.dt_id
+  WHERE td.depends_on_id = :train_task_id AND ct.tag = '{TEST}'
+  UNION
+  SELECT tu.task_id FROM task_usage tu
+  JOIN task c ON c.id = tu.task_id
+  JOIN data_transformation ct ON ct.id = c.dt_id
+  WHERE tu.producer_task_id = :train_task_id AND ct.tag = '{TEST}'"""
 
 
 # Each test task's edges read through the edge tables' task_id index (no table of every edge).
@@ -99,11 +123,16 @@ def measure_cte(ctx: Context, question: str, metric: Metric, aggregate: str) -> 
     ctx.require(question, metric.set_tag, metric.name, transformation=TRAIN)
     train, value, table = ctx.task_col(TRAIN), ctx.q(metric.name), ctx.q(metric.set_tag)
     column = ctx.q(f"{aggregate}_{metric.name}")
+    if aggregate == "avg" and ctx.summarized(metric.set_tag):
+        return f"""_measure AS (
+  SELECT ms.task_id AS train_task_id, ms.total / ms.n AS {column}
+  FROM {summary_rows(ctx, metric.set_tag, metric.name)}
+)"""
     if aggregate == "avg":
         return f"""_measure AS (
   SELECT o.{train} AS train_task_id, AVG(o.{value}) AS {column}
   FROM {table} o
-  WHERE o.{train} IS NOT NULL AND {ctx.finite('o.' + value)}
+  WHERE o.{train} IS NOT NULL AND {ctx.finite_number('o.' + value)}
   GROUP BY o.{train}
 )"""
     return f"""_measure AS (
@@ -112,6 +141,18 @@ def measure_cte(ctx: Context, question: str, metric: Metric, aggregate: str) -> 
   WHERE o.id = (SELECT MAX(p.id) FROM {table} p
                 WHERE p.{train} = o.{train} AND {ctx.finite('p.' + value)})
 )"""
+
+
+def summary_rows(ctx: Context, set_tag: str, attribute: str, alias: str = "ms") -> str:
+    """A FROM clause: the ``metric_summary`` rows (as ``alias``) of ``attribute`` of
+    ``set_tag`` (``''``: the element counts) of this dataflow's training tasks. Use it only
+    where :meth:`Context.summarized` says the summary is whole."""
+    return f"""metric_summary {alias}
+  JOIN task st ON st.id = {alias}.task_id
+  JOIN data_transformation sdt ON sdt.id = st.dt_id
+  JOIN dataflow sdf ON sdf.id = sdt.df_id
+  WHERE {alias}.set_tag = {ctx.literal(set_tag)} AND {alias}.attribute = '{attribute}'
+    AND sdt.tag = '{TRAIN}' AND sdf.tag = :dataflow"""
 
 
 @dataclass

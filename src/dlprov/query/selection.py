@@ -18,7 +18,9 @@ from dlprov.query.relations import (
     edges_cte,
     hyperparameters,
     ranking,
+    summary_rows,
 )
+from dlprov.store.summary import COUNT
 
 # Relative tolerance of Q1/Q2's learning-rate match: 0.1 * 3 is not 0.3 in binary floats.
 _RELATIVE_TOLERANCE = 1e-9
@@ -80,13 +82,7 @@ def q2(ctx: Context, *, learning_rate: float | None = None, batch_size: float | 
         notes.append(found_model.describe())
     where = ("WHERE " + "\n  AND ".join(conditions)) if conditions else ""
     hyper, join = hyperparameters(ctx, "e.train_task_id")
-    return Built(ctes(models_cte(ctx), f"""_epochs AS (
-  SELECT o.{train} AS train_task_id, COUNT(*) AS epochs,
-         AVG(o.{ctx.q('elapsed_time')}) AS avg_epoch_time
-  FROM {ctx.q(OTRAIN)} o
-  WHERE o.{train} IS NOT NULL
-  GROUP BY o.{train}
-)""") + f"""
+    return Built(ctes(models_cte(ctx), _epochs_cte(ctx)) + f"""
 SELECT m.model_id, m.model_name, e.train_task_id, t.df_exec AS exec_tag{hyper},
        e.epochs, e.avg_epoch_time
 FROM _epochs e
@@ -95,6 +91,28 @@ JOIN task t ON t.id = e.train_task_id
 LEFT JOIN _models m ON m.train_task_id = e.train_task_id
 {where}
 ORDER BY e.train_task_id, m.model_name""", params, notes)
+
+
+def _epochs_cte(ctx: Context) -> str:
+    """``_epochs(train_task_id, epochs, avg_epoch_time)``: per training, its otrain elements
+    and the average of their finite elapsed times; from the metric summary where it is whole."""
+    if ctx.summarized(OTRAIN):
+        return f"""_epochs AS (
+  SELECT ms.task_id AS train_task_id, ms.n AS epochs,
+         (SELECT v.total / v.n FROM metric_summary v
+          WHERE v.task_id = ms.task_id AND v.set_tag = ms.set_tag
+            AND v.attribute = 'elapsed_time') AS avg_epoch_time
+  FROM {summary_rows(ctx, OTRAIN, COUNT)}
+)"""
+    train, elapsed = ctx.task_col(TRAIN), ctx.q("elapsed_time")
+    return f"""_epochs AS (
+  SELECT o.{train} AS train_task_id, COUNT(*) AS epochs,
+         AVG(CASE WHEN {ctx.finite_number('o.' + elapsed)} THEN o.{elapsed} END)
+           AS avg_epoch_time
+  FROM {ctx.q(OTRAIN)} o
+  WHERE o.{train} IS NOT NULL
+  GROUP BY o.{train}
+)"""
 
 
 def q3(ctx: Context, *, metric: str | None = None, mode: str | None = None,
