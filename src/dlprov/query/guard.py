@@ -125,6 +125,11 @@ def _env_seconds(name: str, default: float) -> float:
         raise QueryError(f"{name}={value!r} is not a number of seconds") from None
 
 
+# dlprov's own statements are not parsed: an EXPLAIN of one is told by its first word (a cursor
+# cannot be declared for it on PostgreSQL).
+_EXPLAIN_WORD = re.compile(r"\s*EXPLAIN\b", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class CheckedStatement:
     """A statement that passed :func:`check_read_only`: its sqlglot tree and the SQL to run."""
@@ -262,7 +267,7 @@ def run_read_only(conn: Connection, statement: str, params: dict[str, Any] | Non
     and keeps the database's own guards (read-only transaction, SQLite's authorizer, limits)."""
     limits = limits or ReadLimits.resolve()
     checked = (check_read_only(statement, conn.dialect.name) if parse
-               else CheckedStatement(None, statement))
+               else CheckedStatement(None, statement, bool(_EXPLAIN_WORD.match(statement))))
     deadline = time.monotonic() + limits.timeout_s if limits.timeout_s else float("inf")
     expired: list[bool] = []
     try:
