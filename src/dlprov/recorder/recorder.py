@@ -109,6 +109,10 @@ class Recorder:
             self._stopping = True
             self._wake.set()
             self._thread.join(timeout)
+        writer = self._writer
+        if writer is not None and not self._thread.is_alive() and not self.spool:
+            # the next recorder of this store in the process starts with what it knew
+            getattr(writer, "hand_back", lambda: None)()
         for chain in (self.spool, self.rejects):
             chain.settle()
             if chain.held_records or chain.lost > (self._lost_told if chain is self.spool else 0):

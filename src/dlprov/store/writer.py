@@ -19,6 +19,7 @@ from dlprov.errors import DlprovError
 from dlprov.model import records as r
 from dlprov.model.names import task_column
 from dlprov.model.spec import DataflowSpec
+from dlprov.store import handover
 from dlprov.store import schema as s
 from dlprov.store import statements as st
 from dlprov.store.bulk import SetTable, insert_block, insert_rows
@@ -115,6 +116,8 @@ class StoreWriter:
         self._refused: list[Refusal] | None = None  # None: refusals raise (write_batches)
         self._summarizer = Summarizer(self.dialect)
         self._forget()
+        # a closed writer's caches of this store, kept if the first transaction finds them true
+        self._handed = handover.take(engine)
 
     def _forget(self) -> None:
         self._dataflows: dict[str, _Dataflow] = {}
@@ -125,7 +128,24 @@ class StoreWriter:
         self._exec_of: dict[int, int] = {}  # task id -> its execution's (the summary's key)
         self._specs_seen: dict[str, dict] = {}  # the last spec record found stored, by dataflow
         self._ledger_ready = False
+        self._handed: handover.Handed | None = None
         self._summarizer.forget()
+
+    def hand_back(self) -> None:
+        """Leave what this writer learned of the store's dataflows (specs, set tables,
+        catalogue ids) to the next writer of the store in this process (see
+        :mod:`.handover`). Call it when the writer is done, never after a failed batch."""
+        handover.hand_back(self.engine, handover.Handed(
+            handover.file_identity(self.engine), dict(self._dataflows), dict(self._tables),
+            dict(self._ids), dict(self._specs_seen)))
+
+    def _adopt(self, conn: Connection) -> None:
+        handed, self._handed = self._handed, None
+        if handover.still_true(conn, handed):
+            self._dataflows.update(handed.dataflows)
+            self._tables.update(handed.tables)
+            self._ids.update(handed.ids)
+            self._specs_seen.update(handed.specs_seen)
 
     def write(self, batch: Sequence[tuple], batch_id: str | None = None) -> None:
         """Apply ``batch`` in one transaction: all of it is stored, or none of it. With a
@@ -152,6 +172,8 @@ class StoreWriter:
         self._refused = refused
         try:
             with self.engine.begin() as conn:
+                if self._handed is not None:
+                    self._adopt(conn)
                 claimed = self._claim(conn, [b for b, _ in batches if b is not None])
                 todo = _first_of_each(batches, claimed)
                 records = (todo[0][1] if len(todo) == 1 else
