@@ -17,9 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
-
-from dlprov.store import schema as s
+from sqlalchemy import Connection, Engine
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,12 @@ def still_true(conn: Connection, handed: Handed) -> bool:
         return False
     if not handed.dataflows:
         return True
-    d, v = s.dataflow, s.dataflow_version
-    stored = {(tag, df_id, version) for tag, df_id, version in conn.execute(
-        select(d.c.tag, d.c.id, func.max(v.c.version))
-        .join(v, v.c.df_id == d.c.id)
-        .where(d.c.tag.in_(list(handed.dataflows)))
-        .group_by(d.c.tag, d.c.id))}
+    tags = list(handed.dataflows)
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    # driver-level: built and compiled once per writer, a statement object cost more than it
+    stored = set(map(tuple, conn.exec_driver_sql(
+        "SELECT d.tag, d.id, MAX(v.version) FROM dataflow d "
+        "JOIN dataflow_version v ON v.df_id = d.id "
+        f"WHERE d.tag IN ({', '.join([marker] * len(tags))}) GROUP BY d.tag, d.id",
+        tuple(tags)).all()))
     return stored == {(tag, found.id, found.version) for tag, found in handed.dataflows.items()}
