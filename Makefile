@@ -25,6 +25,7 @@ test: $(STAMP)
 # (cached in benchmarks/.cache/) and the peers' training rounds.
 BENCH_OUT := benchmarks/out
 PLOTS := benchmarks/plots
+BENCH_PG ?= postgresql://postgres@127.0.0.1:5432/test
 
 bench: $(STAMP) bench-peers
 	mkdir -p $(BENCH_OUT) $(PLOTS)
@@ -34,7 +35,11 @@ bench: $(STAMP) bench-peers
 		--json $(BENCH_OUT)/peers.json --plot $(PLOTS)/peers.png > $(BENCH_OUT)/peers.txt
 	$(BIN)/python benchmarks/ingest.py --json $(BENCH_OUT)/ingest.json > $(BENCH_OUT)/ingest.txt
 	$(BIN)/python benchmarks/queries.py --json $(BENCH_OUT)/queries.json \
-		--plot $(PLOTS)/queries.png > $(BENCH_OUT)/queries.txt
+		--plot $(PLOTS)/queries.png --plans benchmarks/PLANS.md > $(BENCH_OUT)/queries.txt
+	$(BIN)/python benchmarks/queries.py --store $(BENCH_PG) --repeats 5 \
+		--json $(BENCH_OUT)/queries_postgresql.json \
+		--plans benchmarks/PLANS-postgresql.md > $(BENCH_OUT)/queries_postgresql.txt \
+		|| echo "bench: no PostgreSQL at $(BENCH_PG); its query figures skipped"
 	$(BIN)/python benchmarks/export.py --json $(BENCH_OUT)/export.json > $(BENCH_OUT)/export.txt
 	$(BIN)/python benchmarks/faults.py --faults 50 --json $(BENCH_OUT)/faults.json > $(BENCH_OUT)/faults.txt
 	$(BIN)/python benchmarks/imports.py --json $(BENCH_OUT)/imports.json > $(BENCH_OUT)/imports.txt

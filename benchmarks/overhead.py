@@ -53,9 +53,10 @@ from dlprov.demo.data import load_digits_arrays, normalize, split
 from dlprov.demo.training import build_mlp
 from dlprov.recorder.recorder import close_all  # stops writer threads between timed runs
 
-CALL_TARGET_US = 5.0
-EPOCH_TARGET_PCT = 0.3
-BATCH_TARGET_PCT = 2.0
+CALL_TARGET_US = 1.0           # the capture call's median (issue 20; it was 5 us)
+EPOCH_TARGET_PCT = 0.3         # per-epoch capture: wall overhead and capture CPU
+BATCH_TARGET_PCT = 2.0         # per-batch capture: wall overhead
+BATCH_CPU_TARGET_PCT = 0.75    # per-batch capture: capture CPU (issue 20)
 
 BASELINE, PER_EPOCH, PER_BATCH = "no capture", "per-epoch", "per-batch"
 VARIANTS = (BASELINE, PER_EPOCH, PER_BATCH)
@@ -536,6 +537,7 @@ def report_training(report: Report, timings: dict[str, list[Timing]],
                f"{'IQR':>17} {'min..max':>17}  {'flush':>6} {'start':>6} {'dlprov thr':>10} "
                f"{'capture CPU':>11}")
     targets = {PER_EPOCH: EPOCH_TARGET_PCT, PER_BATCH: BATCH_TARGET_PCT}
+    cpu_targets = {PER_EPOCH: EPOCH_TARGET_PCT, PER_BATCH: BATCH_CPU_TARGET_PCT}
     expected = {BASELINE: 0, PER_EPOCH: args.epochs, PER_BATCH: args.epochs * (batches + 1)}
     for variant in VARIANTS:
         runs = timings[variant]
@@ -569,8 +571,8 @@ def report_training(report: Report, timings: dict[str, list[Timing]],
                                        f"{med:+.2f}% (CI {_span(low, high)})",
                                        f"< {target:g}%", result))
         report.verdicts.append(Verdict(f"training ({model}), {variant} capture CPU",
-                                       f"{spent_pct:.2f}%", f"< {target:g}%",
-                                       "PASS" if spent_pct < target else "FAIL"))
+                                       f"{spent_pct:.2f}%", f"< {cpu_targets[variant]:g}%",
+                                       "PASS" if spent_pct < cpu_targets[variant] else "FAIL"))
         wrong = [t.rows for t in runs if t.rows != expected[variant]]
         if wrong:
             report.say(f"   WARNING: {variant} runs stored {wrong} rows, expected "
@@ -708,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
                f"{' (--quick: a smoke run, the numbers are rough)' if args.quick else ''}")
     report.say(f"python {platform.python_version()}, torch {torch.__version__}, "
                f"{os.cpu_count()} CPUs, {platform.machine()}; store: an SQLite file in a temp "
-               f"dir, a fresh one per run; git probes {'on' if args.git_probe else 'off'}")
+               f"dir, one per variant kept across rounds (--fresh-store: one per run); "
+               f"git probes {'on' if args.git_probe else 'off'}")
     report.say()
     with tempfile.TemporaryDirectory(prefix="dlprov-bench-") as tmp:
         folder = Path(tmp)

@@ -29,6 +29,7 @@ BENCHMARKS = (
     ("peers", "Side by side with MLflow and yProv4ML"),
     ("ingest", "Ingest into each store"),
     ("queries", "Queries at scale"),
+    ("queries_postgresql", "Queries at scale on PostgreSQL"),
     ("export", "PROV export at scale"),
     ("faults", "Faults during a run"),
     ("imports", "PROV import memory"),
