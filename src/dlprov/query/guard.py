@@ -289,6 +289,10 @@ def _bounded(conn: Connection, limits: ReadLimits, deadline: float,
     """The database's own guards for one statement, lifted afterwards."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        # Rows come through a server-side cursor, which PostgreSQL plans for its first tenth
+        # of rows by default: nested loops that took Q2 at 10,000 runs from 0.15 to 5.5 s.
+        # The caller reads every row, so plan for all of them.
+        conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
         if limits.timeout_s:
             milliseconds = max(1, round(limits.timeout_s * 1000))
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")

@@ -143,11 +143,13 @@ def measure_cte(ctx: Context, question: str, metric: Metric, aggregate: str) -> 
 )"""
 
 
-def summary_rows(ctx: Context, set_tag: str, attribute: str, alias: str = "ms") -> str:
+def summary_rows(ctx: Context, set_tag: str, attribute: str, alias: str = "ms",
+                 joined: str = "") -> str:
     """A FROM clause: the ``metric_summary`` rows (as ``alias``) of ``attribute`` of
-    ``set_tag`` (``''``: the element counts) of this dataflow's training tasks. Use it only
-    where :meth:`Context.summarized` says the summary is whole."""
-    return f"""metric_summary {alias}
+    ``set_tag`` (``''``: the element counts) of this dataflow's training tasks, with the
+    ``joined`` clauses after the table. Use it only where :meth:`Context.summarized` says the
+    summary is whole."""
+    return f"""metric_summary {alias}{joined}
   JOIN task st ON st.id = {alias}.task_id
   JOIN data_transformation sdt ON sdt.id = st.dt_id
   JOIN dataflow sdf ON sdf.id = sdt.df_id

@@ -97,12 +97,13 @@ def _epochs_cte(ctx: Context) -> str:
     """``_epochs(train_task_id, epochs, avg_epoch_time)``: per training, its otrain elements
     and the average of their finite elapsed times; from the metric summary where it is whole."""
     if ctx.summarized(OTRAIN):
+        # joined on the summary's primary key: a plan that holds with stale statistics
+        elapsed = """
+  LEFT JOIN metric_summary v ON v.task_id = ms.task_id AND v.set_tag = ms.set_tag
+    AND v.attribute = 'elapsed_time'"""
         return f"""_epochs AS (
-  SELECT ms.task_id AS train_task_id, ms.n AS epochs,
-         (SELECT v.total / v.n FROM metric_summary v
-          WHERE v.task_id = ms.task_id AND v.set_tag = ms.set_tag
-            AND v.attribute = 'elapsed_time') AS avg_epoch_time
-  FROM {summary_rows(ctx, OTRAIN, COUNT)}
+  SELECT ms.task_id AS train_task_id, ms.n AS epochs, v.total / v.n AS avg_epoch_time
+  FROM {summary_rows(ctx, OTRAIN, COUNT, joined=elapsed)}
 )"""
     train, elapsed = ctx.task_col(TRAIN), ctx.q("elapsed_time")
     return f"""_epochs AS (
