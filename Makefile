@@ -41,6 +41,8 @@ bench: $(STAMP) bench-peers
 		--plans benchmarks/PLANS-postgresql.md > $(BENCH_OUT)/queries_postgresql.txt \
 		|| echo "bench: no PostgreSQL at $(BENCH_PG); its query figures skipped"
 	$(BIN)/python benchmarks/export.py --json $(BENCH_OUT)/export.json > $(BENCH_OUT)/export.txt
+	$(BIN)/python benchmarks/export_stream.py --executions 1000 \
+		--json $(BENCH_OUT)/export_stream.json > $(BENCH_OUT)/export_stream.txt
 	$(BIN)/python benchmarks/faults.py --faults 50 --json $(BENCH_OUT)/faults.json > $(BENCH_OUT)/faults.txt
 	$(BIN)/python benchmarks/imports.py --json $(BENCH_OUT)/imports.json > $(BENCH_OUT)/imports.txt
 	$(BIN)/python benchmarks/cli_startup.py --json $(BENCH_OUT)/cli_startup.json > $(BENCH_OUT)/cli_startup.txt

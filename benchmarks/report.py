@@ -31,6 +31,7 @@ BENCHMARKS = (
     ("queries", "Queries at scale"),
     ("queries_postgresql", "Queries at scale on PostgreSQL"),
     ("export", "PROV export at scale"),
+    ("export_stream", "Whole-dataflow export, streamed"),
     ("faults", "Faults during a run"),
     ("imports", "PROV import memory"),
     ("cli_startup", "CLI start-up"),
