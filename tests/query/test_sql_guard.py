@@ -305,6 +305,12 @@ def test_postgresql_plans_for_every_row_of_the_cursor(pg):
         assert found.rows == [("1",)]
     with Store(url).read() as conn:
         assert conn.exec_driver_sql("SHOW cursor_tuple_fraction").scalar() == "0.1"
+        server_jit = conn.exec_driver_sql("SHOW jit").scalar()
+    # dlprov's own questions are not JIT-compiled (their estimates are far above what they
+    # read); a user's SQL keeps the server's setting
+    jit = "SELECT current_setting('jit')"
+    assert builtin_sql(jit, store=url, dataflow=df_tag).rows == [("off",)]
+    assert dlprov.sql(jit, store=url, dataflow=df_tag).rows == [(server_jit,)]
 
 
 def test_postgresql_commit_then_write_is_refused_and_changes_nothing(pg, tmp_path):

@@ -20,7 +20,7 @@ from dlprov.model.spec import AttributeType
 from dlprov.query.building import Context, Statement, ctes, need
 from dlprov.query.catalogue import dataflow_tags
 from dlprov.query.models import resolve_model
-from dlprov.query.relations import edges_cte, lineage_cte, produced_cte, used_cte
+from dlprov.query.relations import lineage_cte, produced_cte, used_cte
 from dlprov.query.sql import QueryResult
 from dlprov.store.external import DIGEST_KEYS, has_tables
 from dlprov.store.store import Store, as_store
@@ -84,7 +84,7 @@ def _link_ctes(ctx: Context, train_task_id: int | None) -> list[str]:
   WHERE df.tag = :dataflow
 )"""]
     else:
-        walk = [edges_cte(), lineage_cte("SELECT CAST(:train_task_id AS INTEGER), "
+        walk = [lineage_cte("SELECT CAST(:train_task_id AS INTEGER), "
                                          "CAST(:train_task_id AS INTEGER), 0", ctx.dialect),
                 "_scope(task_id) AS (SELECT DISTINCT task_id FROM _lineage)"]
     return [*walk, produced_cte(ctx), used_cte(ctx), _keys_cte(ctx), """_elements AS (

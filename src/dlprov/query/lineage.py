@@ -15,7 +15,7 @@ from dlprov.query.relations import (
     EVALUATIONS,
     TESTS_OF_MODEL,
     best_trainings,
-    edges_cte,
+    edges_of,
     lineage_cte,
     produced_cte,
     raw_inputs,
@@ -72,7 +72,7 @@ def q5(ctx: Context, *, metric: str | None = None, mode: str | None = None,
     seeds = """SELECT train_task_id, train_task_id, 0 FROM _best
   UNION
   SELECT train_task_id, test_task_id, -1 FROM _best WHERE test_task_id IS NOT NULL"""
-    return Built(ctes(edges_cte(), *evaluations, best, lineage_cte(seeds, ctx.dialect),
+    return Built(ctes(*evaluations, best, lineage_cte(seeds, ctx.dialect),
                       _STEPS, _SCOPE, produced_cte(ctx, _IN_SCOPE),
                       used_cte(ctx, _IN_STEPS)) + f"""
 SELECT s.root_id AS train_task_id, t.df_exec AS exec_tag, s.depth, t.id AS task_id,
@@ -104,7 +104,7 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     # to, not up from every training: the same trainings (reachability is symmetric), without
     # the lineage of every training in the store. Each set is filtered by value first, then
     # joined to its users through task_usage's index: never a table of every element.
-    training = ctes(edges_cte(), _matching_cte(ctx), f"""_hits(task_id) AS (
+    training = ctes(_matching_cte(ctx), f"""_hits(task_id) AS (
   SELECT tu.task_id
   FROM _matching m
   JOIN data_set ds ON ds.tag = m.set_tag
@@ -156,7 +156,7 @@ def _matching_cte(ctx: Context) -> str:
 def _downstream_cte(ctx: Context) -> str:
     """``_downstream``: the tasks that ``_hits`` lead to by task order or use of data. SQLite
     follows each edge table by its index (two recursive steps); PostgreSQL allows one
-    reference to the recursive table, so it follows their union (``_edges``)."""
+    reference to the recursive table, so it follows their union (:func:`edges_of`)."""
     if ctx.dialect == "sqlite":
         return """_downstream(task_id) AS (
   SELECT task_id FROM _hits
@@ -165,10 +165,10 @@ def _downstream_cte(ctx: Context) -> str:
   UNION
   SELECT tu.task_id FROM _downstream d JOIN task_usage tu ON tu.producer_task_id = d.task_id
 )"""
-    return """_downstream(task_id) AS (
+    return f"""_downstream(task_id) AS (
   SELECT task_id FROM _hits
   UNION
-  SELECT e.task_id FROM _downstream d JOIN _edges e ON e.upstream_id = d.task_id
+  SELECT e.task_id FROM _downstream d JOIN {edges_of()} e ON e.upstream_id = d.task_id
 )"""
 
 
@@ -184,7 +184,7 @@ def q10(ctx: Context, *, model: str | None = None) -> Built:
   SELECT task_id, 'produced', set_tag, COUNT(*) FROM _produced
   WHERE task_id IN (SELECT task_id FROM _steps) GROUP BY task_id, set_tag
 )"""
-    return Built(ctes(edges_cte(), lineage_cte(_MODEL_SEEDS, ctx.dialect), _STEPS, _SCOPE,
+    return Built(ctes(lineage_cte(_MODEL_SEEDS, ctx.dialect), _STEPS, _SCOPE,
                       produced_cte(ctx, _IN_SCOPE), used_cte(ctx, _IN_STEPS), data) + """
 SELECT s.depth, t.id AS task_id, dt.tag AS transformation, t.status, t.start_time,
        t.end_time, t.df_exec AS exec_tag, d.role, d.set_tag, d.elements
@@ -227,8 +227,7 @@ def q12(ctx: Context, *, model: str | None = None) -> Built:
   SELECT task_id, 'produced', set_tag, element_id, files, data FROM _produced
   WHERE task_id IN (SELECT task_id FROM _steps) AND task_id <> :train_task_id
 )"""
-    return Built(ctes(edges_cte(data_only=True),
-                      lineage_cte(seed, ctx.dialect, data_only=True), _STEPS, _SCOPE,
+    return Built(ctes(lineage_cte(seed, ctx.dialect, data_only=True), _STEPS, _SCOPE,
                       produced_cte(ctx, _IN_SCOPE), used_cte(ctx, _IN_STEPS), data) + """
 SELECT DENSE_RANK() OVER (ORDER BY s.depth DESC) AS step, t.id AS task_id,
        dt.tag AS transformation, d.role, d.set_tag, d.element_id, d.files, d.data
@@ -246,7 +245,7 @@ def trace_tasks(ctx: Context, model: str) -> tuple[ModelRef, list[int]]:
     :func:`q10`: its training task, the test tasks that evaluated it and every task upstream
     of them (by task dependency or use of data), at any depth."""
     found = resolve_model(ctx, model)
-    rows = builtin_sql(ctes(edges_cte(), lineage_cte(_MODEL_SEEDS, ctx.dialect))
+    rows = builtin_sql(ctes(lineage_cte(_MODEL_SEEDS, ctx.dialect))
                        + "\nSELECT DISTINCT task_id FROM _lineage ORDER BY task_id",
                        store=ctx.store, dataflow=ctx.spec.tag,
                        params={"train_task_id": found.train_task_id}).rows

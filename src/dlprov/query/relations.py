@@ -2,7 +2,6 @@
 
 Names start with an underscore: set tags start with a letter, so no set is ever shadowed.
 
-- ``_edges(task_id, upstream_id)``: a task and one it depended on or used data of.
 - ``_lineage(root_id, task_id, depth)``: every task upstream of the seeds, at any depth (the
   longest path is the ``MAX(depth)`` of a task's rows).
 - ``_evaluations(test_task_id, train_task_id)``: a test task and the training task it evaluated.
@@ -33,22 +32,23 @@ _NO_ELEMENTS = ("SELECT CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS 
                 "CAST(NULL AS TEXT), CAST(NULL AS TEXT) WHERE 1 = 0")
 
 
-def edges_cte(data_only: bool = False) -> str:
-    """``_edges``; with ``data_only``, data derivation alone (task_usage), not task order."""
-    usage = "SELECT task_id, producer_task_id FROM task_usage"
+def edges_of(data_only: bool = False) -> str:
+    """A derived table ``(task_id, upstream_id)``: a task and one it depended on or used data of
+    (``data_only``: used data of, task_usage alone). Inline and ``UNION ALL``, so that a join on
+    either column reaches each table through its index (a CTE, or a ``UNION`` that removes
+    duplicates, was scanned whole at every step of a walk: Q10 on PostgreSQL took seconds)."""
+    usage = "SELECT task_id, producer_task_id AS upstream_id FROM task_usage"
     if data_only:
-        return f"_edges(task_id, upstream_id) AS (\n  {usage}\n)"
-    return ("_edges(task_id, upstream_id) AS (\n"
-            "  SELECT task_id, depends_on_id FROM task_dependency\n"
-            f"  UNION\n  {usage}\n)")
+        return f"({usage})"
+    return f"(SELECT task_id, depends_on_id AS upstream_id FROM task_dependency\n" \
+           f"        UNION ALL {usage})"
 
 
 def lineage_cte(seeds: str, dialect: str = "postgresql", *, data_only: bool = False) -> str:
     """``_seeds`` (``seeds`` selects root_id, task_id, depth) and ``_lineage`` walking up from
     them. SQLite follows each edge table by its ``task_id`` index (one recursive step per table,
     ``data_only``: task_usage alone), so a model's trace reads its own edges only; PostgreSQL
-    allows one reference to the recursive table, so it follows their union (the caller adds
-    :func:`edges_cte` with the same ``data_only``)."""
+    allows one reference to the recursive table, so it follows their union (:func:`edges_of`)."""
     # no path in a DAG of tasks is longer than the store's tasks: the bound only stops a cycle
     bound = "l.depth < (SELECT COUNT(*) FROM task)"
     if dialect == "sqlite":
@@ -59,7 +59,7 @@ def lineage_cte(seeds: str, dialect: str = "postgresql", *, data_only: bool = Fa
   FROM _lineage l JOIN task_dependency td ON td.task_id = l.task_id WHERE {bound}""")
     else:
         steps = [f"""SELECT l.root_id, e.upstream_id, l.depth + 1
-  FROM _lineage l JOIN _edges e ON e.task_id = l.task_id WHERE {bound}"""]
+  FROM _lineage l JOIN {edges_of(data_only)} e ON e.task_id = l.task_id WHERE {bound}"""]
     walk = "\n  UNION\n  ".join(steps)
     return f"""_seeds(root_id, task_id, depth) AS (
   {seeds.strip()}
@@ -173,7 +173,7 @@ class Ranking:
 
 def ranking(ctx: Context, question: str, metric: Metric, aggregate: str = "last") -> Ranking:
     """The :class:`Ranking` by ``metric``: the test measures of the trainings a test task
-    evaluated (``_tested``, needs ``_edges``) where a test produced its set, else per training
+    evaluated (``_tested``) where a test produced its set, else per training
     the ``aggregate`` ("avg" or "last") of the numbers the training recorded (``_measure``)."""
     if metric.producer == TEST:
         return Ranking(metric, [EVALUATIONS, tested_cte(ctx, question, metric.set_tag)],

@@ -15,7 +15,6 @@ from dlprov.query.models import models_cte, resolve_model
 from dlprov.query.relations import (
     Ranking,
     best_trainings,
-    edges_cte,
     hyperparameters,
     ranking,
     summary_rows,
@@ -139,7 +138,7 @@ def q4(ctx: Context, *, metric: str | None = None, mode: str | None = None,
     its last value; see :mod:`dlprov.query.choice`)."""
     ranked = ranking(ctx, "q4", choose_metric(ctx, "q4", metric, mode, set_tag, "accuracy",
                                               OTEST))
-    return Built(ctes(edges_cte(), *ranked.ctes, models_cte(ctx))
+    return Built(ctes(*ranked.ctes, models_cte(ctx))
                  + best_trainings(ctx, ranked.source, ranked.measure, ranked.metric.best,
                                   ranked.columns), notes=_noted(ranked))
 
