@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -131,49 +132,58 @@ def mlflow_store(built) -> str:
 
 
 def side_by_side(built, rows: list) -> None:
-    """dlprov ui's runs JSON and MLflow's runs search, both served over HTTP on this machine."""
-    import subprocess
-
+    """dlprov ui's runs JSON and MLflow's runs search, both served over HTTP on this machine,
+    one server at a time (on 2 cores, MLflow's idle server took CPU from dlprov's)."""
     import httpx
 
     if not PEERS.exists():
         print(f"MLflow side by side skipped: no {PEERS} (see benchmarks/README.md)")
         return
     mlflow_url = mlflow_store(built)
-    ports = free_port(), free_port()
-    servers = [
-        subprocess.Popen([sys.executable, "-m", "dlprov", "ui", "--store", built.url,
-                          "--port", str(ports[0])], stdout=subprocess.DEVNULL),
-        subprocess.Popen([str(PEERS), "server", "--backend-store-uri", mlflow_url,
-                          "--host", "127.0.0.1", "--port", str(ports[1]), "--workers", "1"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    cases = [
+        ("newest 50", {"size": 50}, {}),
+        ("sorted by a metric", {"size": 50, "sort": "otest.accuracy:last:desc"},
+         {"order_by": ["metrics.test_accuracy DESC"]}),
+        ("filtered by a parameter", {"size": 50, "where": "optimizer_name=adam"},
+         {"filter": "params.optimizer_name = 'adam'"}),
     ]
-    try:
-        with httpx.Client(timeout=120) as http:
-            dl = f"http://127.0.0.1:{ports[0]}/api/runs"
-            ml = f"http://127.0.0.1:{ports[1]}/ajax-api/2.0/mlflow/runs/search"
-            _wait(http, f"http://127.0.0.1:{ports[0]}/api/runs?size=1")
-            _wait(http, f"http://127.0.0.1:{ports[1]}/health")
-            experiment = http.get(f"http://127.0.0.1:{ports[1]}/ajax-api/2.0/mlflow/experiments"
-                                  f"/get-by-name", params={"experiment_name": "synthetic"}
+    ours, theirs = {}, {}
+    with httpx.Client(timeout=120) as http:
+        port = free_port()
+        with _server([sys.executable, "-m", "dlprov", "ui", "--store", built.url,
+                      "--port", str(port)]):
+            dl = f"http://127.0.0.1:{port}/api/runs"
+            _wait(http, f"{dl}?size=1")
+            for name, params, _ in cases:
+                ours[name] = _http_ms(lambda: http.get(dl, params=params))
+        port = free_port()
+        with _server([str(PEERS), "server", "--backend-store-uri", mlflow_url,
+                      "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]):
+            base = f"http://127.0.0.1:{port}"
+            _wait(http, f"{base}/health")
+            experiment = http.get(f"{base}/ajax-api/2.0/mlflow/experiments/get-by-name",
+                                  params={"experiment_name": "synthetic"}
                                   ).json()["experiment"]["experiment_id"]
-            cases = [
-                ("newest 50", {"size": 50}, {}),
-                ("sorted by a metric", {"size": 50, "sort": "otest.accuracy:last:desc"},
-                 {"order_by": ["metrics.test_accuracy DESC"]}),
-                ("filtered by a parameter", {"size": 50, "where": "optimizer_name=adam"},
-                 {"filter": "params.optimizer_name = 'adam'"}),
-            ]
-            for name, ours, theirs in cases:
-                body = {"experiment_ids": [experiment], "max_results": 50, **theirs}
-                a = _http_ms(lambda: http.get(dl, params=ours))
-                b = _http_ms(lambda: http.post(ml, json=body))
-                rows.append((f"HTTP {name}, {built.executions}: dlprov | MLflow {b:.0f} ms", a,
-                             a, f"× {b / a:.1f}"))
+            ml = f"{base}/ajax-api/2.0/mlflow/runs/search"
+            for name, _, query in cases:
+                body = {"experiment_ids": [experiment], "max_results": 50, **query}
+                theirs[name] = _http_ms(lambda: http.post(ml, json=body))
+    for name, _, _ in cases:
+        a, b = ours[name], theirs[name]
+        rows.append((f"HTTP {name}, {built.executions}: dlprov | MLflow {b:.0f} ms", a, a,
+                     f"× {b / a:.1f}"))
+
+
+@contextmanager
+def _server(command: list[str]):
+    """A server process for the span of the block."""
+    import subprocess
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield server
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(20)
+        server.terminate()
+        server.wait(20)
 
 
 def _wait(http, url: str) -> None:
