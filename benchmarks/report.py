@@ -23,19 +23,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-# The order in RESULTS.md: the issue's order of figures.
+# The order in RESULTS.md: the issue's order of figures. (name of the figure files, title,
+# the script and options that write them)
 BENCHMARKS = (
-    ("overhead", "Capture overhead on real training (dlprov alone)"),
-    ("peers", "Side by side with MLflow and yProv4ML"),
-    ("ingest", "Ingest into each store"),
-    ("queries", "Queries at scale"),
-    ("queries_postgresql", "Queries at scale on PostgreSQL"),
-    ("export", "PROV export at scale"),
-    ("export_stream", "Whole-dataflow export, streamed"),
-    ("faults", "Faults during a run"),
-    ("imports", "PROV import memory"),
-    ("cli_startup", "CLI start-up"),
-    ("ui", "Web UI"),
+    ("overhead", "Capture overhead on real training (dlprov alone)", "overhead.py"),
+    ("peers", "Side by side with MLflow and yProv4ML", "peers.py"),
+    ("ingest", "Ingest into each store", "ingest.py"),
+    ("queries", "Queries at scale", "queries.py"),
+    ("queries_postgresql", "Queries at scale on PostgreSQL", "queries.py --store postgresql://…"),
+    ("export", "PROV export at scale", "export.py"),
+    ("export_stream", "Whole-dataflow export, streamed", "export_stream.py"),
+    ("faults", "Faults during a run", "faults.py"),
+    ("imports", "PROV import memory", "imports.py"),
+    ("cli_startup", "CLI start-up", "cli_startup.py"),
+    ("ui", "Web UI", "ui.py"),
 )
 
 
@@ -120,23 +121,23 @@ def render(folder: Path, plots: Path, results_md: Path) -> str:
                "|---|---|---|---|---|"]
     sections: list[str] = []
     missing: list[str] = []
-    for name, title in BENCHMARKS:
+    for name, title, script in BENCHMARKS:
         figures_file, report_file = folder / f"{name}.json", folder / f"{name}.txt"
         if not figures_file.exists() and not report_file.exists():
-            missing.append(name)
+            missing.append(script)
             continue
         rows = load_figures(figures_file) if figures_file.exists() else []
         for row in rows:
             summary.append(f"| {name} | {row['figure']} | {measured_text(row)} | "
                            f"{target_text(row)} | {result_text(row)} |")
-        sections += [f"## {title} (`{name}.py`)", ""]
-        for picture in sorted(plots.glob(f"{name}*.png")):
+        sections += [f"## {title} (`{script}`)", ""]
+        for picture in sorted(plots.glob(f"{name}.png")) + sorted(plots.glob(f"{name}-*.png")):
             link = os.path.relpath(picture, results_md.parent)
             sections += [f"![{picture.stem}]({link})", ""]
         if report_file.exists():
             sections += ["```", report_file.read_text().rstrip(), "```", ""]
     if missing:
-        summary += ["", "Not run: " + ", ".join(f"`{m}.py`" for m in missing) +
+        summary += ["", "Not run: " + ", ".join(f"`{m}`" for m in missing) +
                     " (see `make bench`'s output)."]
     failed = [line for line in summary if "**FAIL**" in line]
     summary += ["", f"{len(failed)} figure(s) missed their target." if failed

@@ -46,7 +46,8 @@ def test_results_md_has_machine_summary_plots_and_reports(tmp_path: Path) -> Non
     assert "1 figure(s) missed their target." in text
     assert "![queries](plots/queries.png)" in text
     assert "1. One capture call ..." in text  # the full report is quoted
-    assert "Not run: `peers.py`, `ingest.py`, `export.py`" in text
+    assert "Not run: `peers.py`, `ingest.py`, `queries.py --store postgresql://…`, " \
+        "`export.py`, `export_stream.py`" in text
 
 
 def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
