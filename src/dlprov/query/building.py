@@ -23,11 +23,10 @@ from dlprov.model.spec import AttributeType, DataflowSpec
 from dlprov.query.catalogue import choose_dataflow
 from dlprov.query.sql import QueryResult, builtin_sql
 from dlprov.store.store import Store, as_store
-from dlprov.store.summary import SUMMARIZED_SETS, trusted
+from dlprov.store.summary import FINITE_MAX, SUMMARIZED_SETS, trusted
 
 # The paper's conventions: the transformations and sets every question relies on.
 
-_LARGEST = "1.7976931348623157e308"  # the largest finite double
 _PLAIN = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BIND = re.compile(r"(?<![:\w\\]):(?=\w)")  # where SQLAlchemy's text() sees a bind parameter
 
@@ -149,7 +148,7 @@ class Context:
     def finite_number(self, expression: str) -> str:
         """A condition true where a numeric ``expression`` is a finite number (not NULL, NaN
         or infinite): what the metric summary aggregates, so both give the same averages."""
-        return f"{expression} BETWEEN -{_LARGEST} AND {_LARGEST}"
+        return f"{expression} BETWEEN {-FINITE_MAX!r} AND {FINITE_MAX!r}"
 
     def finite(self, expression: str) -> str:
         """A condition true where a numeric ``expression`` is a number: SQLite stores NaN as

@@ -35,6 +35,7 @@ from dlprov.query.catalogue import dataflow_tags, list_runs
 from dlprov.store import schema as s
 from dlprov.store.specs import read_spec
 from dlprov.store.store import Store, as_store
+from dlprov.store.summary import FINITE_MAX
 
 METRIC_SETS = ("otest", "otrain")
 AGGREGATES = ("last", "best", "mean")
@@ -102,7 +103,6 @@ def add_set_columns(conn: Connection, spec: DataflowSpec, by_id: dict[int, dict]
 
 # The largest finite double: comparisons with it keep a value only if it is finite (NaN, which
 # PostgreSQL orders above every number, and infinities are left out, as from a curve's best).
-_FINITE = 1.7976931348623157e308
 
 
 def _add_metric_columns(conn: Connection, spec: DataflowSpec, set_tag: str,
@@ -119,7 +119,7 @@ def _add_metric_columns(conn: Connection, spec: DataflowSpec, set_tag: str,
     owner = func.coalesce(*task_ids) if len(task_ids) > 1 else task_ids[0]
     aggregates = []
     for name in numeric:
-        is_finite = table.c[name].between(-_FINITE, _FINITE)
+        is_finite = table.c[name].between(-FINITE_MAX, FINITE_MAX)
         finite = case((is_finite, table.c[name]))
         aggregates += [func.count(finite), func.avg(finite), func.min(finite), func.max(finite),
                        func.max(case((is_finite, table.c.id)))]

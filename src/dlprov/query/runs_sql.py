@@ -54,9 +54,8 @@ from dlprov.query.runs import _default_columns
 from dlprov.store import schema as s
 from dlprov.store.specs import read_spec
 from dlprov.store.store import Store
-from dlprov.store.summary import trusted
+from dlprov.store.summary import FINITE_MAX, trusted
 
-_FINITE = 1.7976931348623157e308
 _NUMERIC_BASE = {"id", "pid", "tasks", "failed_tasks", "duration_s"}
 _TIME_BASE = {"start_time", "end_time"}
 _PYTHON_ONLY = {"status", "tags"}  # need the process table, or are dicts
@@ -309,7 +308,7 @@ def _element_value(conn: Connection, spec: DataflowSpec, set_tag: str, attribute
     if owner is None:
         return None
     value = table.c[attribute]
-    is_finite = value.between(-_FINITE, _FINITE)
+    is_finite = value.between(-FINITE_MAX, FINITE_MAX)
     query = (select().join_from(table, s.task, s.task.c.id == owner)
              .where(s.task.c.exec_id == s.dataflow_execution.c.id, is_finite))
     if aggregate == "last":
@@ -354,7 +353,7 @@ def _number(text: str) -> float | None:
         number = float(text)
     except ValueError:
         return None
-    return number if -_FINITE <= number <= _FINITE else None
+    return number if -FINITE_MAX <= number <= FINITE_MAX else None
 
 
 def default_columns(found: Catalogue) -> list[str]:

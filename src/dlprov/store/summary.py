@@ -15,6 +15,7 @@ answer, only a slower one.
 from __future__ import annotations
 
 import math
+import sys
 from operator import itemgetter
 from typing import Any, Sequence
 
@@ -28,8 +29,10 @@ from dlprov.store import schema as s
 SUMMARIZED_SETS = ("otest", "otrain")
 #: The attribute name of a task's element count.
 COUNT = ""
-# The largest finite double: a value between -_FINITE and _FINITE is finite (NaN compares false).
-_FINITE = 1.7976931348623157e308
+#: The largest finite double: a value between -FINITE_MAX and FINITE_MAX is a finite number
+#: (NaN compares false, NULL is unknown). What the summary counts; readers that aggregate the
+#: elements themselves filter with the same bound, so both answer alike.
+FINITE_MAX = sys.float_info.max
 _COLUMNS = ("task_id", "set_tag", "attribute", "exec_id", "n", "total", "lowest", "highest",
             "latest", "latest_id")
 
@@ -62,7 +65,7 @@ def figures(values: list) -> tuple[int, float, float, float, float] | None:
         pass
     finite = [float(v) for v in values
               if isinstance(v, (int, float)) and not isinstance(v, bool)
-              and -_FINITE <= v <= _FINITE]
+              and -FINITE_MAX <= v <= FINITE_MAX]
     if not finite:
         return None
     return len(finite), math.fsum(finite), min(finite), max(finite), finite[-1]
@@ -190,9 +193,9 @@ def summarize_set(conn: Connection, spec: DataflowSpec, set_tag: str) -> list[tu
                if a.type == AttributeType.NUMERIC]
     aggregates: list[Any] = [func.count(), func.max(table.c.id)]
     for name in numeric:
-        finite = case((table.c[name].between(-_FINITE, _FINITE), table.c[name]))
+        finite = case((table.c[name].between(-FINITE_MAX, FINITE_MAX), table.c[name]))
         aggregates += [func.count(finite), func.sum(finite), func.min(finite), func.max(finite),
-                       func.max(case((table.c[name].between(-_FINITE, _FINITE), table.c.id)))]
+                       func.max(case((table.c[name].between(-FINITE_MAX, FINITE_MAX), table.c.id)))]
     query = (select(owner, s.task.c.exec_id, *aggregates).join(s.task, s.task.c.id == owner)
              .group_by(owner, s.task.c.exec_id))
     rows: list[tuple] = []
