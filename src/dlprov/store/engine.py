@@ -105,14 +105,34 @@ def _open_read_only_media(engine: Engine, database: str) -> None:
         return None
 
 
+def sqlite_file(url: str | URL) -> str | None:
+    """The file an SQLite URL names; None for another database, an in-memory one or a
+    ``file:`` URI."""
+    parsed = make_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path``, None if there is none: a file removed and
+    made again at the path has another one while the old one is still open."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def make_engine(url: str, *, read_only: bool = False) -> Engine:
     """An engine on ``url``. Writers take SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``) so
     that two processes never deadlock upgrading a read lock; readers use deferred transactions.
     Reading never creates a store: a missing SQLite file raises :class:`StoreUnavailable`."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        in_file = database and database != ":memory:" and not database.startswith("file:")
+        database = sqlite_file(parsed)
+        in_file = database is not None
         if read_only and in_file and not Path(database).exists():
             raise StoreUnavailable(f"no store at {database}: run something with dlprov first, "
                                    f"or give the store with --store or ${STORE_ENV}")

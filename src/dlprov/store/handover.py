@@ -12,12 +12,13 @@ always did. A writer whose transaction failed drops its caches and hands nothing
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+
+from dlprov.store.engine import file_identity, sqlite_file
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,10 @@ def store_key(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-def file_identity(engine: Engine) -> tuple[int, int] | None:
+def file_of(engine: Engine) -> tuple[int, int] | None:
     """The (device, inode) of an SQLite store's file, None for another database (or none)."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    try:
-        found = os.stat(database)
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
+    database = sqlite_file(engine.url)
+    return file_identity(database) if database else None
 
 
 def hand_back(engine: Engine, handed: Handed) -> None:
@@ -68,7 +63,7 @@ def take(engine: Engine) -> Handed | None:
 def still_true(conn: Connection, handed: Handed) -> bool:
     """Whether the store behind ``conn`` still holds every dataflow of ``handed`` at the same
     id and latest spec version, in the same file: then the caches describe it."""
-    if handed.file != file_identity(conn.engine):
+    if handed.file != file_of(conn.engine):
         return False
     if not handed.dataflows:
         return True

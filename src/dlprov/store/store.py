@@ -8,13 +8,18 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, event, inspect, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 
 from dlprov.errors import StoreUnavailable
 from dlprov.model.spec import DataflowSpec
 from dlprov.store import schema
-from dlprov.store.engine import REMOTE_SCHEMES, make_engine, resolve_store_url
+from dlprov.store.engine import (
+    REMOTE_SCHEMES,
+    file_identity,
+    make_engine,
+    resolve_store_url,
+    sqlite_file,
+)
 from dlprov.store.recall import Recall
 from dlprov.store.specs import read_spec
 
@@ -223,16 +228,16 @@ def _schema_version(engine: Engine) -> tuple[int, int, int] | None:
     of a table or column increments; None for PostgreSQL or an in-memory database (checked
     each time). A file replaced at the path has another inode while the engine's pooled
     connection keeps the old one open (see :func:`_reconnect_if_replaced`)."""
-    database = make_url(str(engine.url)).database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_file(engine.url)
+    found = file_identity(database) if database else None
+    if found is None:
         return None
     try:
-        found = os.stat(database)
         with engine.connect() as conn:
             version = conn.exec_driver_sql("PRAGMA schema_version").scalar()
-    except (OSError, SQLAlchemyError):
+    except SQLAlchemyError:
         return None
-    return found.st_dev, found.st_ino, int(version)
+    return (*found, int(version))
 
 
 def _catalogue_columns(engine: Engine) -> set[tuple[str, str]]:
@@ -252,8 +257,8 @@ def shared_engine(url: str, read_only: bool = False) -> Engine:
         engine = _shared.get((url, read_only))
         if engine is None:
             engine = _shared[(url, read_only)] = make_engine(url, read_only=read_only)
-            database = make_url(url).database
-            if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            database = sqlite_file(url)
+            if database:
                 _reconnect_if_replaced(engine, database)
         return engine
 
@@ -263,20 +268,13 @@ def _reconnect_if_replaced(engine: Engine, path: str) -> None:
     another file, drop the connection rather than write where nobody reads. (The open file
     keeps its inode, so a new file at the path cannot have the same one.)"""
 
-    def identity() -> tuple[int, int] | None:
-        try:
-            found = os.stat(path)
-        except OSError:
-            return None
-        return found.st_dev, found.st_ino
-
     @event.listens_for(engine, "connect")
     def _remember(_dbapi_connection, record) -> None:
-        record.info["dlprov_file"] = identity()
+        record.info["dlprov_file"] = file_identity(path)
 
     @event.listens_for(engine, "checkout")
     def _check(_dbapi_connection, record, _proxy) -> None:
-        if record.info.get("dlprov_file") != identity():
+        if record.info.get("dlprov_file") != file_identity(path):
             raise DisconnectionError(f"{path} was replaced or removed")
 
 

@@ -136,7 +136,7 @@ class StoreWriter:
         catalogue ids) to the next writer of the store in this process (see
         :mod:`.handover`). Call it when the writer is done, never after a failed batch."""
         handover.hand_back(self.engine, handover.Handed(
-            handover.file_identity(self.engine), dict(self._dataflows), dict(self._tables),
+            handover.file_of(self.engine), dict(self._dataflows), dict(self._tables),
             dict(self._ids), dict(self._specs_seen)))
 
     def _adopt(self, conn: Connection) -> None:
