@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Callable
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 DATAFLOW = "synthetic"
@@ -72,23 +73,40 @@ def build(executions: int, epochs: int, *, store: str | None = None, seed: int =
         raise ValueError(f"executions and epochs must be at least 1, got {executions}×{epochs}")
     if store is not None:
         return _build_in(store, executions, epochs, seed, echo)
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"synthetic-{executions}x{epochs}-{schema_hash()}.db"
-    if path.exists():
+    built: list[SyntheticStore] = []
+    if not build_once(path, lambda url: built.append(
+            _build_in(url, executions, epochs, seed, echo, DATAFLOW))):
         return SyntheticStore(f"sqlite:///{path}", DATAFLOW, executions, epochs, 0.0, True)
+    return SyntheticStore(f"sqlite:///{path}", DATAFLOW, executions, epochs,
+                          built[0].build_seconds, False)
+
+
+def build_once(path: Path, make: Callable[[str], object]) -> bool:
+    """Make the cached SQLite store ``path`` with ``make(url)`` unless it exists; whether it
+    was made now. ``make`` writes into a file of this process's own, renamed to ``path`` only
+    when complete (its recorders closed, its WAL checkpointed), so an interrupted build is
+    never taken for a store."""
+    from dlprov.recorder.recorder import close_all
+    from dlprov.store.store import Store
+
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
-        built = _build_in(f"sqlite:///{partial}", executions, epochs, seed, echo, DATAFLOW)
-        for suffix in ("-wal", "-shm"):  # the WAL was checkpointed when the engine closed
+        make(f"sqlite:///{partial}")
+        close_all(timeout=3600)
+        Store(str(partial)).dispose()  # its last connection closed: the WAL is checkpointed
+        for suffix in ("-wal", "-shm"):
             Path(f"{partial}{suffix}").unlink(missing_ok=True)
         partial.rename(path)
     finally:
-        for leftover in CACHE.glob(f"{partial.name}*"):
+        for leftover in path.parent.glob(f"{partial.name}*"):
             if not leftover.is_dir():  # the spool folder goes below
                 leftover.unlink(missing_ok=True)
         shutil.rmtree(partial.with_suffix(".partial.spool"), ignore_errors=True)
-    return SyntheticStore(f"sqlite:///{path}", DATAFLOW, executions, epochs,
-                          built.build_seconds, False)
+    return True
 
 
 def _build_in(url: str, executions: int, epochs: int, seed: int, echo,

@@ -71,35 +71,27 @@ def wide_store(executions: int, columns: int) -> str:
     import random
 
     import dlprov
-    from dlprov.recorder.recorder import close_all
-    from dlprov.store.store import Store
+
+    def make(url: str) -> None:
+        rng = random.Random(1)
+        for i in range(executions):
+            with dlprov.run("wide", store=url, capture_environment=False,
+                            exec_tag=f"wide-{i}") as run:
+                with run.task("train") as train:
+                    train.input("itrain",
+                                **{f"hp_{k:03d}": rng.random() for k in range(columns)})
+                    for epoch in range(5):
+                        train.output("otrain", epoch=epoch, loss=rng.random(),
+                                     accuracy=rng.random(), val_loss=rng.random(),
+                                     val_accuracy=rng.random())
+                with run.task("test", depends_on=[train]) as test:
+                    test.output("otest", accuracy=rng.random(), loss=rng.random())
 
     path = synthetic.CACHE / f"wide-{executions}x{columns}-{synthetic.schema_hash()}.db"
-    if path.exists():
-        return f"sqlite:///{path}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    building = path.with_suffix(".building")
-    for leftover in path.parent.glob(building.name + "*"):
-        leftover.unlink()
-    rng, began = random.Random(1), time.perf_counter()
-    for i in range(executions):
-        with dlprov.run("wide", store=str(building), capture_environment=False,
-                        exec_tag=f"wide-{i}") as run:
-            with run.task("train") as train:
-                train.input("itrain", **{f"hp_{k:03d}": rng.random() for k in range(columns)})
-                for epoch in range(5):
-                    train.output("otrain", epoch=epoch, loss=rng.random(),
-                                 accuracy=rng.random(), val_loss=rng.random(),
-                                 val_accuracy=rng.random())
-            with run.task("test", depends_on=[train]) as test:
-                test.output("otest", accuracy=rng.random(), loss=rng.random())
-    close_all(timeout=3600)
-    Store(str(building)).dispose()  # its last connection closed: the WAL is checkpointed
-    for suffix in ("-wal", "-shm"):
-        Path(f"{building}{suffix}").unlink(missing_ok=True)
-    building.rename(path)
-    print(f"built {executions:,} runs × {columns} hyperparameters in "
-          f"{time.perf_counter() - began:.0f} s", flush=True)
+    began = time.perf_counter()
+    if synthetic.build_once(path, make):
+        print(f"built {executions:,} runs × {columns} hyperparameters in "
+              f"{time.perf_counter() - began:.0f} s", flush=True)
     return f"sqlite:///{path}"
 
 
