@@ -110,25 +110,24 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def calls(url: str, dataflow: str, store: Store) -> dict[str, Callable[[Store], Any]]:
-    """One call per query, with real parameters: Q7–Q12 ask about Q3's best model, Q1 about a
-    learning rate several models used, Q6 about the training set file every run wrote."""
+def question_params(url: str, dataflow: str, store: Store) -> dict[str, dict[str, Any]]:
+    """Each question's real parameters: Q7–Q12 ask about Q3's best model, Q1 about a learning
+    rate several models used, Q6 about the training set file every run wrote."""
     best = q.q3(store=store, dataflow=dataflow).records()
     if not best or best[0]["model_id"] is None:
         raise SystemExit(f"no best model in {url}: the synthetic store is incomplete")
     model = best[0]["model_id"]
-    per_model = {f"q{i}": (lambda s, i=i: getattr(q, f"q{i}")(model, store=s, dataflow=dataflow))
-                 for i in range(7, 13)}
-    return {
-        "q1": lambda s: q.q1(1e-3, store=s, dataflow=dataflow),
-        "q2": lambda s: q.q2(store=s, dataflow=dataflow),
-        "q3": lambda s: q.q3(store=s, dataflow=dataflow),
-        "q4": lambda s: q.q4(store=s, dataflow=dataflow),
-        "q5": lambda s: q.q5(store=s, dataflow=dataflow),
-        "q6": lambda s: q.q6("train.npz", store=s, dataflow=dataflow),
-        **per_model,
-        "listing4": lambda s: q.sql(LISTING_4, store=s, dataflow=dataflow),
-    }
+    return {**{name: {} for name in QUERIES if name != "listing4"},
+            "q1": {"learning_rate": 1e-3}, "q6": {"training_set": "train.npz"},
+            **{f"q{i}": {"model": model} for i in range(7, 13)}}
+
+
+def calls(url: str, dataflow: str, store: Store) -> dict[str, Callable[[Store], Any]]:
+    """One call per query, with the parameters of :func:`question_params`."""
+    params = question_params(url, dataflow, store)
+    return {**{name: (lambda s, name=name: q.ask(name, store=s, dataflow=dataflow,
+                                                 **params[name])) for name in params},
+            "listing4": lambda s: q.sql(LISTING_4, store=s, dataflow=dataflow)}
 
 
 def measure(built: synthetic.SyntheticStore, repeats: int) -> dict[str, dict[str, Any]]:
@@ -159,16 +158,13 @@ def plans(built: synthetic.SyntheticStore) -> dict[str, list[str]]:
     store = Store(built.url)
     sqlite = store.backend == "sqlite"
     explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-    model = q.q3(store=store, dataflow=built.dataflow).records()[0]["model_id"]
-    params = {"q1": {"learning_rate": 1e-3}, "q6": {"training_set": "train.npz"},
-              **{f"q{i}": {"model": model} for i in range(7, 13)}}
+    params = question_params(built.url, built.dataflow, store)
     found = {}
     for name in QUERIES:
         if name == "listing4":
             sql, bound = LISTING_4, {}
         else:
-            statement = prepare(name, store=store, dataflow=built.dataflow,
-                                **params.get(name, {}))
+            statement = prepare(name, store=store, dataflow=built.dataflow, **params[name])
             sql, bound = statement.sql, statement.params
         rows = builtin_sql(explain + sql, store=store, dataflow=built.dataflow,
                            params=bound).rows
