@@ -39,6 +39,18 @@ def postgresql_home(prefix: str = "t") -> Iterator[tuple[str, str]]:
         admin.close()
 
 
+@contextmanager
+def store_on(backend: str, folder: Path, name: str) -> Iterator[tuple[str, str]]:
+    """(store URL, dataflow tag) of an empty store on ``backend``: the SQLite file
+    ``<folder>/<name>.db`` with dataflow ``name``, or a :func:`postgresql_home` on PostgreSQL
+    with its dataflow schema."""
+    if backend == "sqlite":
+        yield str(folder / f"{name}.db"), name
+        return
+    with postgresql_home(name) as (url, home):
+        yield url, f"{home}_df"
+
+
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
     """Environment variables a test (or a benchmark function it calls) sets are undone when it

@@ -15,7 +15,7 @@ from dlprov.query.runs_sql import catalogue, select_page
 from dlprov.store.specs import read_spec
 from dlprov.store.store import Store
 from dlprov.store.summary import figures, summarize_set, trusted
-from tests.conftest import postgresql_home
+from tests.conftest import store_on
 
 COLUMNS = "task_id, set_tag, attribute, exec_id, n, total, lowest, highest, latest, latest_id"
 
@@ -49,11 +49,8 @@ def same(a: list[tuple], b: list[tuple]) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "summary.db"), "sm"
-        return
-    with postgresql_home("sm") as (found, home):
-        yield found, f"{home}_df"
+    with store_on(request.param, tmp_path, "sm") as found:
+        yield found
 
 
 def test_writer_keeps_the_summary_equal_to_the_elements(url):

@@ -14,7 +14,7 @@ import dlprov
 from dlprov.recorder.recorder import close_all
 from dlprov.store import writer as writer_module
 from dlprov.store.store import Store
-from tests.conftest import postgresql_home
+from tests.conftest import store_on
 
 GROW_ELSEWHERE = """
 import sys, dlprov
@@ -33,11 +33,8 @@ def _one_run(url: str, df_tag: str, **values: float) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "handover.db"), "ho"
-        return
-    with postgresql_home("ho") as (found, home):
-        yield found, f"{home}_df"
+    with store_on(request.param, tmp_path, "ho") as found:
+        yield found
 
 
 def _losses(url: str, df_tag: str) -> list[tuple]:
