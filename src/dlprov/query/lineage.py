@@ -104,7 +104,7 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     # to, not up from every training: the same trainings (reachability is symmetric), without
     # the lineage of every training in the store. Each set is filtered by value first, then
     # joined to its users through task_usage's index: never a table of every element.
-    training = ctes(_matching_cte(ctx), f"""_hits(task_id) AS (
+    training = ctes(_matching_cte(ctx), """_hits(task_id) AS (
   SELECT tu.task_id
   FROM _matching m
   JOIN data_set ds ON ds.tag = m.set_tag

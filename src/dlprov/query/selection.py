@@ -64,7 +64,6 @@ def q2(ctx: Context, *, learning_rate: float | None = None, batch_size: float | 
     """Average elapsed time of an epoch per training, optionally of the trainings with the given
     learning rate and batch size, or of one model."""
     ctx.require("q2", OTRAIN, "elapsed_time", transformation=TRAIN)
-    train = ctx.task_col(TRAIN)
     conditions, params, notes = [], {}, []
     if learning_rate is not None:
         condition, found = _learning_rate(ctx, "q2", learning_rate)
