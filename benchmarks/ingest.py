@@ -152,10 +152,12 @@ def rekeyed(records: list[tuple]) -> list[tuple]:
 @contextmanager
 def statements_of(store: Store) -> Iterator[list[tuple]]:
     """Every statement the store's engine sends while open, with its parameters, COPY included:
-    ``(sql, parameters, executemany)``, or ``("copy", sql, rows)``."""
+    ``(sql, parameters, executemany)``, or ``("copy", sql, rows)``. The writer's own
+    statements run at driver level (:func:`dlprov.store.statements.observe` shows them);
+    SQLAlchemy's cursor events show the rest."""
     from sqlalchemy import event
 
-    from dlprov.store import bulk
+    from dlprov.store import statements
 
     sent: list[tuple] = []
     engine = store.engine()
@@ -163,15 +165,19 @@ def statements_of(store: Store) -> Iterator[list[tuple]]:
     def listen(_conn, _cursor, sql, parameters, _context, many):
         sent.append((sql, parameters, many))
 
-    copy = bulk._copy
-    bulk._copy = lambda conn, sql, rows: (sent.append(("copy", sql, [list(r) for r in rows])),
-                                         copy(conn, sql, rows))
+    def driver_level(sql, parameters, many):
+        if sql == "copy":
+            many = [list(row) for row in many]
+        elif isinstance(parameters, list) and not many:
+            parameters = tuple(parameters)
+        sent.append((sql, parameters, many))
+
     event.listen(engine, "before_cursor_execute", listen)
     try:
-        yield sent
+        with statements.observe(driver_level):
+            yield sent
     finally:
         event.remove(engine, "before_cursor_execute", listen)
-        bulk._copy = copy
 
 
 def replay(driver, sent: list[tuple]) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import Column, MetaData, Table, event, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dlprov.model import records as r
 from dlprov.model.spec import Attribute, DataflowSpec
@@ -157,7 +158,8 @@ def test_rows_read_back_as_sqlalchemy_stores_them(store):
 
 
 def statements_sent(store: Store) -> list[str]:
-    """The statements of the store's engine from now on (a list that grows)."""
+    """The statements of the store's engine from now on (a list that grows): SQLAlchemy's and
+    those the writer runs at driver level."""
     seen: list[str] = []
     event.listen(store.engine(), "before_cursor_execute",
                  lambda _c, _cur, sql, *_: seen.append(sql))
@@ -170,8 +172,10 @@ def test_a_warm_writer_compiles_nothing_and_reads_no_catalogue(store):
     writer.write_batches([(uuid.uuid4().hex, run_records(df_tag, 1))])
     compiled = dict(statements._cache)
     seen = statements_sent(store)
-    for run in (2, 3):
-        writer.write_batches([(uuid.uuid4().hex, run_records(df_tag, run))])
+    with statements.observe(lambda sql, *_: seen.append(sql)):
+        for run in (2, 3):
+            writer.write_batches([(uuid.uuid4().hex, run_records(df_tag, run))])
+    assert any(sql.startswith("INSERT INTO task ") for sql in seen)  # the writer's were seen
     assert statements._cache == compiled  # every statement of runs 2 and 3 was compiled before
     catalogue = ("sqlite_master", "pragma", "information_schema", "pg_catalog", "pg_class")
     assert not [sql for sql in seen if any(word in sql.lower() for word in catalogue)]
@@ -229,3 +233,35 @@ def test_the_summary_of_interleaved_tasks_names_each_ones_newest_element(store):
         latest = conn.execute(select(summary.c.latest).where(
             summary.c.attribute == "loss", summary.c.task_id == min(found))).scalar_one()
         assert latest == 1.0 / 5
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it_naming_the_store(store):
+    store, df_tag = store
+    with pytest.raises(IntegrityError) as raised, store.engine().begin() as conn:
+        for _ in range(2):
+            statements.run(conn, "INSERT INTO dataflow (id, tag) VALUES (999, 'twice')")
+    assert isinstance(raised.value.orig, conn.dialect.loaded_dbapi.IntegrityError)
+    assert "INSERT INTO dataflow" in raised.value.statement
+    assert any(note.startswith("dlprov store: ") for note in raised.value.__notes__)
+    assert is_refusal(raised.value)
+    with store.engine().begin() as conn:  # the transaction was rolled back, the engine works
+        assert conn.execute(select(s.dataflow.c.id).where(s.dataflow.c.tag == "twice")
+                            ).first() is None
+
+
+def test_a_connection_the_server_dropped_is_invalidated_and_replaced(store):
+    store, _ = store
+    engine = store.engine()
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a server-side disconnect needs a server")
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            other.commit()
+        with pytest.raises(OperationalError) as raised:
+            statements.run(conn, "SELECT 1")
+        assert raised.value.connection_invalidated
+        assert conn.invalidated
+    with engine.connect() as conn:  # the pool opened a new connection
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1

@@ -30,7 +30,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.exc import DBAPIError
+
+from dlprov.store.statements import driver_error, run, tell_observers
 
 
 def _copy_value_type(column_type: Any, dialect: Dialect) -> type | None:
@@ -118,7 +119,7 @@ def insert_block(conn: Connection, target: SetTable,
         return True, None
     # Tuples straight to the driver: SQLAlchemy's per-row parameter processing costs several
     # us a row on the writer thread, all of it holding the GIL.
-    conn.exec_driver_sql(target.insert_sql, [tuple(row) for row in rows])
+    run(conn, target.insert_sql, [tuple(row) for row in rows], many=True)
     return False, None
 
 
@@ -139,8 +140,8 @@ def _insert_multirow(conn: Connection, target: SetTable, rows: list[Sequence]) -
     last = 0
     for start in range(0, len(rows), per_statement):
         count = min(per_statement, len(rows) - start)
-        last = conn.exec_driver_sql(_values_sql(head, group, count),
-                                    tuple(flat[start * width:(start + count) * width])).lastrowid
+        last = run(conn, _values_sql(head, group, count),
+                   flat[start * width:(start + count) * width]).lastrowid
     return last
 
 
@@ -181,11 +182,11 @@ def _copy(conn: Connection, sql: str, rows: list[list]) -> None:
     """``rows`` through ``COPY ... FROM STDIN``; a driver error is raised as SQLAlchemy's
     (``DataError``, ``OperationalError``, ...), as ``executemany`` would raise it."""
     driver = conn.connection.driver_connection
+    tell_observers("copy", sql, rows)
     try:
         with driver.cursor() as cursor, cursor.copy(sql) as copy:
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error,
-                                  dialect=conn.dialect) from exc
+        raise driver_error(conn, sql, None, exc) from exc

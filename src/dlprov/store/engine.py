@@ -160,9 +160,13 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         def _on_connect(dbapi_connection, record):
             _sqlite_pragmas(dbapi_connection, read_only, int(record.info["dlprov_busy_s"] * 1000))
 
+        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
         @event.listens_for(engine, "begin")
         def _on_begin(connection):
-            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            from dlprov.store.statements import run  # driver level: each transaction's start
+
+            run(connection, begin)
 
         return _naming_the_store(engine, url)
     options: dict = {"pool_pre_ping": True}

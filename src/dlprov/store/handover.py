@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from dlprov.store.engine import file_identity, sqlite_file
+from dlprov.store.statements import run
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,9 @@ def still_true(conn: Connection, handed: Handed) -> bool:
     tags = list(handed.dataflows)
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     # driver-level: built and compiled once per writer, a statement object cost more than it
-    stored = set(map(tuple, conn.exec_driver_sql(
-        "SELECT d.tag, d.id, MAX(v.version) FROM dataflow d "
+    stored = set(map(tuple, run(
+        conn, "SELECT d.tag, d.id, MAX(v.version) FROM dataflow d "
         "JOIN dataflow_version v ON v.df_id = d.id "
         f"WHERE d.tag IN ({', '.join([marker] * len(tags))}) GROUP BY d.tag, d.id",
-        tuple(tags)).all()))
+        tuple(tags)).fetchall()))
     return stored == {(tag, found.id, found.version) for tag, found in handed.dataflows.items()}

@@ -1,26 +1,33 @@
-"""The store writer's per-record statements, compiled once per dialect and run at driver level.
+"""The store writer's statements, compiled once per dialect and run at driver level.
 
 SQLAlchemy's ``Connection.execute`` of a Core statement costs tens of microseconds a call even
-with its compiled-statement cache (cache key, parameter processing, result set-up): most of a
-run's fixed writer cost. The writer's statements are few and their shapes repeat, so each is
-compiled once per dialect and per tuple of parameter names (:func:`prepare`), and then run with
-``Connection.exec_driver_sql`` and a plain tuple (:meth:`Prepared.execute`).
+with its compiled-statement cache (cache key, parameter processing, result set-up), and its
+``exec_driver_sql`` still 10-15 us (execution context, result object, events): most of a run's
+fixed writer cost, all of it holding the GIL that the training thread wants. The writer's
+statements are few and their shapes repeat, so each is compiled once per dialect and per tuple
+of parameter names (:func:`prepare`), and then run on the DB-API cursor of the transaction's
+connection with a plain tuple (:func:`run`, :meth:`Prepared.execute`): under a microsecond of
+Python around the driver's call.
 
 The SQL is SQLAlchemy's own compilation of the statement (PostgreSQL's bind casts included) and
 each parameter goes through its type's bind processor (SQLite's datetime text, JSON, booleans),
 taken from that compilation: the values stored are those ``Connection.execute`` would store.
-Errors still pass through SQLAlchemy (wrapped as ``DBAPIError``, ``handle_error`` events), and a
-bind processor's ``TypeError`` or ``ValueError`` refuses the record as before.
+A driver error is raised as SQLAlchemy raises it (``DBAPIError.instance``: ``IntegrityError``,
+``OperationalError``...), marked with the store's name, and a connection the server dropped is
+invalidated, as SQLAlchemy does; a bind processor's ``TypeError`` or ``ValueError`` refuses the
+record as before. :func:`observe` shows the statements sent (tests, benchmarks).
 """
 from __future__ import annotations
 
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, CursorResult, Dialect, Table, bindparam, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 from dlprov.store import schema as s
@@ -57,15 +64,81 @@ class Prepared:
                 row[at] = process(row[at])
         return tuple(row)
 
-    def execute(self, conn: Connection, values: Mapping[str, Any]) -> CursorResult:
-        """Run the statement for one set of values."""
-        return conn.exec_driver_sql(self.sql, self.params(values))
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """Run the statement for one set of values; returns the DB-API cursor (``fetchone``,
+        ``fetchall``, iteration)."""
+        return run(conn, self.sql, self.params(values))
+
+    def first(self, conn: Connection, values: Mapping[str, Any]) -> tuple | None:
+        """The first row the statement returns for ``values``, None if it returns none."""
+        return run(conn, self.sql, self.params(values)).fetchone()
+
+    def scalar(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """The first column of the first row returned, None if no row."""
+        row = run(conn, self.sql, self.params(values)).fetchone()
+        return None if row is None else row[0]
 
     def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run the statement for each of ``rows`` (the driver's ``executemany``)."""
         params = [self.params(row) for row in rows]
         if params:
-            conn.exec_driver_sql(self.sql, params)
+            run(conn, self.sql, params, many=True)
+
+
+# -- running SQL at driver level ------------------------------------------------------------------
+
+_observers: list[Callable[[str, Any, bool], None]] = []
+
+
+@contextmanager
+def observe(callback: Callable[[str, Any, Any], None]) -> Iterator[None]:
+    """Call ``callback(sql, parameters, many)`` for each statement :func:`run` sends while in
+    the block, and ``callback("copy", copy_sql, rows)`` for each COPY of :mod:`.bulk` (the
+    writer's statements bypass SQLAlchemy's cursor events)."""
+    _observers.append(callback)
+    try:
+        yield
+    finally:
+        _observers.remove(callback)
+
+
+def tell_observers(sql: str, params: Any, many: Any) -> None:
+    """Show a statement about to be sent to the :func:`observe` callbacks."""
+    for callback in _observers:
+        callback(sql, params, many)
+
+
+def run(conn: Connection, sql: str, params: Any = (), many: bool = False) -> Any:
+    """``sql`` with ``params`` (a tuple; for ``many``, a list of tuples) on the DB-API cursor of
+    ``conn``'s connection, in its transaction; returns the cursor. Errors as SQLAlchemy's."""
+    if _observers:
+        tell_observers(sql, params, many)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn, sql, params, exc) from exc
+    return cursor
+
+
+def driver_error(conn: Connection, sql: str, params: Any, exc: Exception) -> DBAPIError:
+    """The driver's ``exc`` as SQLAlchemy would raise it from ``conn``: its ``DBAPIError``
+    subclass, marked with the store (see :mod:`.failures`), and the connection invalidated
+    if the server dropped it (the pool then opens a new one)."""
+    from dlprov.store.failures import mark
+
+    dialect = conn.dialect
+    fairy = conn.connection
+    dropped = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+    error = DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                                connection_invalidated=dropped, dialect=dialect)
+    if dropped:
+        conn.invalidate(exc)
+    mark(error, conn.engine.url.render_as_string(hide_password=False))
+    return error
 
 
 _cache: dict[tuple, Prepared] = {}

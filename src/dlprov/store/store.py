@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import weakref
 from contextlib import contextmanager
@@ -233,9 +234,10 @@ def _schema_version(engine: Engine) -> tuple[int, int, int] | None:
     if found is None:
         return None
     try:
-        with engine.connect() as conn:
-            version = conn.exec_driver_sql("PRAGMA schema_version").scalar()
-    except SQLAlchemyError:
+        with engine.connect() as conn:  # no transaction: a writer's would take the write lock
+            version = conn.connection.driver_connection.execute(
+                "PRAGMA schema_version").fetchone()[0]
+    except (SQLAlchemyError, sqlite3.Error):
         return None
     return (*found, int(version))
 

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Double, Table, case, func, select
 from dlprov.model.names import task_column
 from dlprov.model.spec import AttributeType, DataflowSpec
 from dlprov.store import schema as s
+from dlprov.store.statements import run
 
 #: The sets summarized: the training and test metrics that runs are ranked by.
 SUMMARIZED_SETS = ("otest", "otrain")
@@ -87,7 +88,7 @@ class Summarizer:
 
     def newest_id(self, conn: Connection, table: Table, position: dict[str, int]) -> int:
         """The highest element id of ``table`` now (0 when it is empty)."""
-        return conn.exec_driver_sql(self._layout(conn, table, position)[3]).scalar() or 0
+        return run(conn, self._layout(conn, table, position)[3]).fetchone()[0] or 0
 
     def lower_bound(self, conn: Connection, table: Table, position: dict[str, int]) -> int:
         """An id below those of the rows to be inserted next: the highest this summarizer has
@@ -124,14 +125,14 @@ class Summarizer:
                 if found is not None:
                     params.append((task_id, set_tag, name, exec_id, *found, latest_id))
         if params:
-            conn.exec_driver_sql(self.sql, params)
+            run(conn, self.sql, params, many=True)
         self._below[table.fullname] = max(highest, self._below.get(table.fullname, 0))
 
     @staticmethod
     def _newest(conn: Connection, sql: str, task_id: int, after_id: int) -> int | None:
-        found = conn.exec_driver_sql(sql, (task_id, after_id)).scalar()
+        found = run(conn, sql, (task_id, after_id)).fetchone()[0]
         if found is None and after_id:  # a bound too high (a store replaced): every element
-            found = conn.exec_driver_sql(sql, (task_id, 0)).scalar()
+            found = run(conn, sql, (task_id, 0)).fetchone()[0]
         return found
 
     def _layout(self, conn: Connection, table: Table, position: dict[str, int]):

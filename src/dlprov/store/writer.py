@@ -442,10 +442,10 @@ class StoreWriter:
                   "status": "running", **fields}
         upsert = st.insert(self._dialect, table, tuple(values), conflict=("uuid",),
                            overwrite=tuple(fields) if leader else (), returning=("id", "tag"))
-        found = upsert.execute(conn, values).first()
+        found = upsert.first(conn, values)
         if found is None:  # a follower's start, the execution already there
-            found = st.select_by(self._dialect, table, ("id", "tag"), "uuid").execute(
-                conn, {"key": key}).one()
+            found = st.select_by(self._dialect, table, ("id", "tag"), "uuid").first(
+                conn, {"key": key})
         exec_id, tag = found
         self._execs[key] = _Exec(exec_id, tag, df_tag)
         if tags:
@@ -508,10 +508,10 @@ class StoreWriter:
         values = {"uuid": key, "df_exec": execution.tag, "exec_id": execution.id,
                   "df_version": dataflow.version, "dt_id": dt_id, **fields}
         task_id = st.insert(self._dialect, s.task, tuple(values), conflict=("uuid",),
-                            returning=("id",)).execute(conn, values).scalar()
-        if task_id is None:
-            task_id = st.select_by(self._dialect, s.task, ("id",), "uuid").execute(
-                conn, {"key": key}).scalar_one()
+                            returning=("id",)).scalar(conn, values)
+        if task_id is None:  # a start sent again: the task is there
+            task_id = st.select_by(self._dialect, s.task, ("id",), "uuid").scalar(
+                conn, {"key": key})
         self._tasks[key] = _Task(task_id, transformation, execution.df_tag, execution.id)
         st.insert(self._dialect, s.task_dependency, ("task_id", "depends_on_id"), conflict=()
                   ).execute_many(conn, [{"task_id": task_id, "depends_on_id": d}
