@@ -99,7 +99,8 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     ``training_set``: a file or text value (a path, or the last part of one; a dataset name)
     of the data their training used, directly or upstream."""
     need("q6", "training_set", training_set, "train.npz")
-    ranked = ranking(ctx, "q6", choose_metric(ctx, "q6", metric, mode, set_tag, "loss", OTEST))
+    ranked = ranking(ctx, "q6", choose_metric(ctx, "q6", metric, mode, set_tag, "loss", OTEST),
+                     among="_matched")
     # Walked down from the few tasks that used a matching value to the trainings they led
     # to, not up from every training: the same trainings (reachability is symmetric), without
     # the lineage of every training in the store. Each set is filtered by value first, then

@@ -104,6 +104,27 @@ EVALUATIONS = f"""_evaluations(test_task_id, train_task_id) AS (
 )"""
 
 
+def evaluations_among(trainings: str) -> str:
+    """``_evaluations`` of the training tasks of the common table ``trainings`` (which has
+    ``train_task_id``) only: each one's tests found through the edge tables' upstream indexes,
+    not the test tasks of the whole store joined to them afterwards."""
+    return f"""_evaluations(test_task_id, train_task_id) AS (
+  SELECT td.task_id, td.depends_on_id
+  FROM {trainings} tr
+  JOIN task_dependency td ON td.depends_on_id = tr.train_task_id
+  JOIN task c ON c.id = td.task_id
+  JOIN data_transformation ct ON ct.id = c.dt_id
+  WHERE ct.tag = '{TEST}'
+  UNION
+  SELECT tu.task_id, tu.producer_task_id
+  FROM {trainings} tr
+  JOIN task_usage tu ON tu.producer_task_id = tr.train_task_id
+  JOIN task c ON c.id = tu.task_id
+  JOIN data_transformation ct ON ct.id = c.dt_id
+  WHERE ct.tag = '{TEST}'
+)"""
+
+
 def tested_cte(ctx: Context, question: str, set_tag: str = OTEST) -> str:
     """``_tested``: the measures of every evaluated training task in ``set_tag`` (a set of
     the test transformation, otest by default) (needs _evaluations)."""
@@ -171,12 +192,16 @@ class Ranking:
     note: str
 
 
-def ranking(ctx: Context, question: str, metric: Metric, aggregate: str = "last") -> Ranking:
+def ranking(ctx: Context, question: str, metric: Metric, aggregate: str = "last",
+            among: str | None = None) -> Ranking:
     """The :class:`Ranking` by ``metric``: the test measures of the trainings a test task
     evaluated (``_tested``) where a test produced its set, else per training
-    the ``aggregate`` ("avg" or "last") of the numbers the training recorded (``_measure``)."""
+    the ``aggregate`` ("avg" or "last") of the numbers the training recorded (``_measure``).
+    ``among``: a common table of the only trainings of interest (``train_task_id``), defined
+    before the ranking's: their tests are sought from them (the ranking may hold others)."""
     if metric.producer == TEST:
-        return Ranking(metric, [EVALUATIONS, tested_cte(ctx, question, metric.set_tag)],
+        evaluations = evaluations_among(among) if among else EVALUATIONS
+        return Ranking(metric, [evaluations, tested_cte(ctx, question, metric.set_tag)],
                        "_tested", ctx.q("test_" + metric.name),
                        tested_columns(ctx, metric.set_tag),
                        metric.describe("the value of each test task"))

@@ -135,7 +135,7 @@ class Store:
         # been removed and made afresh since).
         with self._lock:
             self._schema_ready = False
-        return StoreWriter(self.engine(), recall=recall)
+        return StoreWriter(self.engine(), recall=recall, schema_whole=True)
 
     @contextmanager
     def read(self, prepare: Callable[[Connection], None] | None = None) -> Iterator[Connection]:

@@ -101,12 +101,14 @@ class StoreWriter:
     """
 
     def __init__(self, engine: Engine, *, read_model_files: bool = True,
-                 recall: Recall | None = None) -> None:
+                 recall: Recall | None = None, schema_whole: bool = False) -> None:
         """``read_model_files``: digest model files named in MODEL records (the writer runs beside
         the training script). A server writing for remote clients turns it off: their paths
         are not its files, and the client's writer sends the digest with the record.
         ``recall``: the recorder's memory of its live runs; the writer notes the start records
-        there and sends them again to a store that lost them (see :mod:`.recall`)."""
+        there and sends them again to a store that lost them (see :mod:`.recall`).
+        ``schema_whole``: every table of the schema was just found in the store (the batch
+        ledger's is not looked for before the first batch)."""
         self.engine = engine
         self.dialect = engine.dialect.name
         self._dialect = engine.dialect  # the statements' (see .statements)
@@ -116,6 +118,7 @@ class StoreWriter:
         self._refused: list[Refusal] | None = None  # None: refusals raise (write_batches)
         self._summarizer = Summarizer(self.dialect)
         self._forget()
+        self._ledger_ready = schema_whole
         # a closed writer's caches of this store, kept if the first transaction finds them true
         self._handed = handover.take(engine)
 
