@@ -10,7 +10,7 @@ from dlprov.model.names import ITRAIN, OTEST, TRAIN
 from dlprov.query.choice import choose_metric
 from dlprov.model.spec import AttributeType
 from dlprov.query.building import Built, Context, ctes, need
-from dlprov.query.models import ModelRef, models_cte, resolve_model
+from dlprov.query.models import ModelRef, resolve_model
 from dlprov.query.relations import (
     EVALUATIONS,
     TESTS_OF_MODEL,
@@ -105,7 +105,7 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     # to, not up from every training: the same trainings (reachability is symmetric), without
     # the lineage of every training in the store. Each set is filtered by value first, then
     # joined to its users through task_usage's index: never a table of every element.
-    training = ctes(_matching_cte(ctx), """_hits(task_id) AS (
+    training = [_matching_cte(ctx), """_hits(task_id) AS (
   SELECT tu.task_id
   FROM _matching m
   JOIN data_set ds ON ds.tag = m.set_tag
@@ -121,9 +121,10 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     AND t.id IN (SELECT task_id FROM _downstream)
 )""", *ranked.ctes, f"""_candidates AS (
   SELECT s.* FROM {ranked.source} s JOIN _matched mt ON mt.train_task_id = s.train_task_id
-)""", models_cte(ctx))
-    return Built(training + best_trainings(ctx, "_candidates", ranked.measure,
-                                           ranked.metric.best, ranked.columns),
+)"""]
+    best, select = best_trainings(ctx, "_candidates", ranked.measure, ranked.metric.best,
+                                  ranked.columns)
+    return Built(ctes(*training, *best) + select,
                  {"training_set": training_set,
                   "training_set_suffix": _suffix_pattern(training_set)},
                  [ranked.note] if ranked.metric.chosen else [])

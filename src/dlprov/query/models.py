@@ -33,18 +33,20 @@ class ModelRef:
         return f"model {label} of {self.exec_tag}, trained by task {self.train_task_id}"
 
 
-def models_cte(ctx: Context) -> str:
+def models_cte(ctx: Context, among: str | None = None) -> str:
     """``_models(model_id, model_name, model_path, train_task_id, exec_tag, workspace)``: the
     dataflow's trained models (bind parameter ``:dataflow``); ``workspace`` is the training
-    task's, against which a relative ``model_path`` was written."""
-    parts = ["""
+    task's, against which a relative ``model_path`` was written. ``among``: a common table
+    (with ``train_task_id``) of the only trainings whose models are wanted."""
+    within = f"\n    AND {{}} IN (SELECT train_task_id FROM {among})" if among else ""
+    parts = [f"""
   SELECT tm.model_id, tm.name AS model_name, tm.path AS model_path,
          tm.task_id AS train_task_id, t.df_exec AS exec_tag, t.workspace
   FROM trained_model tm
   JOIN task t ON t.id = tm.task_id
   JOIN data_transformation dt ON dt.id = t.dt_id
   JOIN dataflow df ON df.id = dt.df_id
-  WHERE df.tag = :dataflow"""]
+  WHERE df.tag = :dataflow{within.format("tm.task_id")}"""]
     if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
         model_id, name, path = (f"om.{ctx.q(a)}" if ctx.has(OTRAINEDMODEL, a)
                                 else "CAST(NULL AS TEXT)"
@@ -55,7 +57,7 @@ def models_cte(ctx: Context) -> str:
   SELECT {model_id}, {name}, {path}, om.{train}, t.df_exec, t.workspace
   FROM {ctx.q(OTRAINEDMODEL)} om
   JOIN task t ON t.id = om.{train}
-  WHERE NOT EXISTS (SELECT 1 FROM trained_model tm WHERE tm.task_id = om.{train})""")
+  WHERE NOT EXISTS (SELECT 1 FROM trained_model tm WHERE tm.task_id = om.{train}){within.format("om." + train)}""")
     return "_models AS (" + "\n  UNION ALL".join(parts) + "\n)"
 
 

@@ -303,17 +303,24 @@ def tested_columns(ctx: Context, set_tag: str = OTEST) -> list[str]:
 
 
 def best_trainings(ctx: Context, source: str, measure: str, best: str,
-                   columns: list[str]) -> str:
+                   columns: list[str]) -> tuple[list[str], str]:
     """The trainings of the common table ``source`` (which has ``train_task_id``) whose
     ``measure`` is the ``best`` ("MAX" or "MIN") of its numbers, ties included, with their
-    models (needs ``_models``), hyperparameters and the ``columns`` of ``source``."""
+    models, hyperparameters and the ``columns`` of ``source``: the common tables to add
+    after ``source``'s (``_best``, and ``_models`` of those trainings only: not every model of
+    the store) and the final SELECT."""
+    from dlprov.query.models import models_cte  # models imports this module
+
     hyper, join = hyperparameters(ctx, "s.train_task_id")
     listed = "".join(f", s.{c}" for c in columns)
-    return f"""
+    chosen = f"""_best AS (
+  SELECT * FROM {source}
+  WHERE {measure} = (SELECT {best}({measure}) FROM {source} WHERE {ctx.finite(measure)})
+)"""
+    return [chosen, models_cte(ctx, among="_best")], f"""
 SELECT m.model_id, m.model_name, s.train_task_id, t.df_exec AS exec_tag{hyper}{listed}
-FROM {source} s
+FROM _best s
 JOIN task t ON t.id = s.train_task_id
 {join}
 LEFT JOIN _models m ON m.train_task_id = s.train_task_id
-WHERE s.{measure} = (SELECT {best}({measure}) FROM {source} WHERE {ctx.finite(measure)})
 ORDER BY s.train_task_id, m.model_name"""

@@ -125,9 +125,9 @@ def q3(ctx: Context, *, metric: str | None = None, mode: str | None = None,
                          f"set {chosen.set_tag!r} is a test's; choose a training metric or ask "
                          f"Q4 (metrics: {available(ctx)})")
     ranked = ranking(ctx, "q3", chosen, "avg")
-    return Built(ctes(models_cte(ctx), *ranked.ctes)
-                 + best_trainings(ctx, ranked.source, ranked.measure, chosen.best,
-                                  ranked.columns), notes=_noted(ranked))
+    best, select = best_trainings(ctx, ranked.source, ranked.measure, chosen.best,
+                                  ranked.columns)
+    return Built(ctes(*ranked.ctes, *best) + select, notes=_noted(ranked))
 
 
 def q4(ctx: Context, *, metric: str | None = None, mode: str | None = None,
@@ -137,9 +137,9 @@ def q4(ctx: Context, *, metric: str | None = None, mode: str | None = None,
     its last value; see :mod:`dlprov.query.choice`)."""
     ranked = ranking(ctx, "q4", choose_metric(ctx, "q4", metric, mode, set_tag, "accuracy",
                                               OTEST))
-    return Built(ctes(*ranked.ctes, models_cte(ctx))
-                 + best_trainings(ctx, ranked.source, ranked.measure, ranked.metric.best,
-                                  ranked.columns), notes=_noted(ranked))
+    best, select = best_trainings(ctx, ranked.source, ranked.measure, ranked.metric.best,
+                                  ranked.columns)
+    return Built(ctes(*ranked.ctes, *best) + select, notes=_noted(ranked))
 
 
 def _noted(ranked: Ranking) -> list[str]:
