@@ -421,3 +421,19 @@ def test_postgresql_read_only_role_through_read_url(pg):
         admin.execute(f'DROP OWNED BY "{role}"')
         admin.execute(f'DROP ROLE "{role}"')
 
+
+
+def test_the_result_bound_counts_text_and_bytes_whatever_the_column_mixes(filled):
+    from dlprov.query.guard import ReadLimits, run_read_only
+
+    # 3,000 rows: a number column, a text column, a column mixing text, bytes, NULL and numbers
+    rows = ("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 3000) "
+            "SELECT i * 1.5, printf('%010d', i), CASE i % 4 WHEN 0 THEN zeroblob(5) "
+            "WHEN 1 THEN 'abc' WHEN 2 THEN NULL ELSE i END FROM r")
+    text_and_bytes = 3000 * 10 + 750 * 5 + 750 * 3
+    with Store(filled).read() as conn:
+        fits = ReadLimits(max_rows=0, max_result_bytes=text_and_bytes)
+        assert len(run_read_only(conn, rows, limits=fits)[1]) == 3000
+        tight = ReadLimits(max_rows=0, max_result_bytes=text_and_bytes - 1)
+        with pytest.raises(QueryLimitExceeded, match="MB of text and bytes"):
+            run_read_only(conn, rows, limits=tight)

@@ -25,6 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Iterator
 
 from sqlalchemy import Connection, text
@@ -278,7 +279,10 @@ def run_read_only(conn: Connection, statement: str, params: dict[str, Any] | Non
             if not result.returns_rows:
                 raise ReadOnlyViolation("the statement returns no rows; dlprov sql only reads")
             columns = list(result.keys())
-            return columns, _fetch(result, limits, deadline)
+            # SQLite's rows straight from the driver's cursor: plain tuples, and text() has no
+            # result processors to apply (PostgreSQL's server-side cursor stays SQLAlchemy's)
+            source = result.cursor if conn.dialect.name == "sqlite" else result
+            return columns, _fetch(source, limits, deadline)
     except DBAPIError as exc:
         raise _explain_failure(exc, limits, bool(expired)) from None
 
@@ -326,15 +330,32 @@ def _bounded(conn: Connection, limits: ReadLimits, deadline: float,
 
 
 _SIZED = (str, bytes, bytearray, memoryview)
+_UNSIZED = {int, float, type(None), bool}
+
+
+def _text_bytes(chunk: list) -> int:
+    """The length of the text and bytes values of ``chunk``'s rows, a column at a time: a
+    column of numbers costs one pass in C, not a Python test per value."""
+    size = 0
+    for at in range(len(chunk[0])):
+        column = list(map(itemgetter(at), chunk))
+        kinds = set(map(type, column))
+        if kinds <= _UNSIZED:
+            continue
+        if len(kinds) == 1 and kinds <= {str, bytes}:
+            size += sum(map(len, column))
+        else:
+            size += sum(len(value) for value in column if isinstance(value, _SIZED))
+    return size
 
 
 def _fetch(result, limits: ReadLimits, deadline: float) -> list[tuple[Any, ...]]:
+    """The rows of ``result`` (SQLAlchemy's, or a DB-API cursor), as tuples, within ``limits``."""
     rows: list[tuple[Any, ...]] = []
     size = 0
     while chunk := result.fetchmany(1000):
-        for row in chunk:
-            size += sum(len(value) for value in row if isinstance(value, _SIZED))
-        rows.extend(tuple(row) for row in chunk)
+        size += _text_bytes(chunk)
+        rows.extend(chunk if type(chunk[0]) is tuple else map(tuple, chunk))
         if limits.max_rows and len(rows) > limits.max_rows:
             result.close()
             raise QueryLimitExceeded(
