@@ -5,8 +5,10 @@ written by the real recorder and StoreWriter) per size; for each query the cold 
 fresh Store: new engine and connection), then the warm median and p90 of repeated calls. Targets
 at 1,000 executions: Q1–Q9, Q11 and Listing 4 under 50 ms, Q10 and Q12 under 100 ms; from the
 smallest to the largest size the growth should be linear or better (ratio ≤ the size ratio);
-at 10,000 executions every query under 100 ms. ``--plans FILE`` writes the ``EXPLAIN`` of each
-statement on the largest store (Markdown), as the database plans it.
+at 10,000 executions every query under 100 ms. Beside each, on the largest store, its floor: the
+same statement run by the database alone through the raw driver on an open connection
+(:func:`database_alone`). ``--plans FILE`` writes the ``EXPLAIN`` of each statement on the
+largest store (Markdown), as the database plans it.
 
 A report, not a test: it exits 0 whether targets are met or not.
 
@@ -148,24 +150,76 @@ def measure(built: synthetic.SyntheticStore, repeats: int) -> dict[str, dict[str
 
 # -- the run -------------------------------------------------------------------------------------
 
+def statements(built: synthetic.SyntheticStore, store: Store) -> dict[str, tuple[str, dict]]:
+    """Each query's SQL statement and bound parameters, as dlprov sends them (Listing 4 as
+    printed; the questions as :func:`dlprov.query.questions.prepare` writes them)."""
+    from dlprov.query.questions import prepare
+
+    params = question_params(built.url, built.dataflow, store)
+    found = {}
+    for name in QUERIES:
+        if name == "listing4":
+            found[name] = (LISTING_4, {})
+        else:
+            statement = prepare(name, store=store, dataflow=built.dataflow, **params[name])
+            found[name] = (statement.sql, statement.params)
+    return found
+
+
+def database_alone(built: synthetic.SyntheticStore, repeats: int) -> dict[str, float]:
+    """The floor of each query: warm median milliseconds of its very statement run by the
+    database alone, through the raw driver on one open connection (SQLite: ``sqlite3`` with
+    the dataflow's set names as temporary views, as dlprov makes them; PostgreSQL: ``psycopg``
+    with the dataflow's schema first on the search path and, for the questions, JIT off, as
+    dlprov runs them), rows fetched as tuples. What dlprov adds beyond it is its per-call cost:
+    a fresh read connection and views, the read-only guards, result checks."""
+    from sqlalchemy import text
+
+    from dlprov.store import schema as s
+
+    store = Store(built.url)
+    sent = statements(built, store)
+    spec = store.load_spec(built.dataflow)
+    engine = store.engine(read_only=True)
+    dialect = engine.dialect
+    raw = engine.raw_connection()
+    driver = raw.driver_connection
+    quote = dialect.identifier_preparer.quote
+    if store.backend == "sqlite":
+        for set_tag in spec.sets:
+            _, name = s.set_table_location("sqlite", spec.tag, set_tag)
+            driver.execute(f"CREATE TEMP VIEW {quote(set_tag)} AS SELECT * FROM main.{quote(name)}")
+        driver.execute("PRAGMA query_only = ON")
+    else:
+        driver.execute(f"SET search_path TO {quote(spec.tag)}, public")
+    found = {}
+    for name, (sql, params) in sent.items():
+        if store.backend == "postgresql":  # :name parameters in psycopg's form
+            compiled = text(sql).compile(dialect=dialect)
+            sql, params = compiled.string, compiled.construct_params(params)
+            driver.execute(f"SET jit = {'on' if name == 'listing4' else 'off'}")
+        times = []
+        for _ in range(repeats + 1):  # the first warms the connection's cache: not counted
+            began = time.perf_counter()
+            driver.execute(sql, params).fetchall()
+            times.append((time.perf_counter() - began) * 1000)
+        found[name] = statistics.median(times[1:])
+    raw.close()
+    store.dispose()
+    return found
+
+
 def plans(built: synthetic.SyntheticStore) -> dict[str, list[str]]:
     """The database's plan of each query's statement on ``built``, one line per step (SQLite's
     ``EXPLAIN QUERY PLAN`` indented by depth; PostgreSQL's ``EXPLAIN``), run the way dlprov
     runs it (the dataflow's set names resolved, the question's parameters bound)."""
-    from dlprov.query.questions import prepare
     from dlprov.query.sql import builtin_sql
 
     store = Store(built.url)
     sqlite = store.backend == "sqlite"
     explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-    params = question_params(built.url, built.dataflow, store)
     found = {}
-    for name in QUERIES:
-        if name == "listing4":
-            sql, bound = LISTING_4, {}
-        else:
-            statement = prepare(name, store=store, dataflow=built.dataflow, **params[name])
-            sql, bound = statement.sql, statement.params
+    for name, (sql, bound) in statements(built, store).items():
         rows = builtin_sql(explain + sql, store=store, dataflow=built.dataflow,
                            params=bound).rows
         if sqlite:  # (id, parent, notused, detail): indent each step under its parent
@@ -190,6 +244,19 @@ def write_plans(path: str, built: synthetic.SyntheticStore, epochs: int) -> None
     for name, lines in plans(built).items():
         out += [f"## {name}", "```", *lines, "```", ""]
     Path(path).write_text("\n".join(out))
+
+
+def floor_figures(size: int, results: dict[str, dict], floors: dict[str, float]
+                  ) -> list[Figure]:
+    """Per query at ``size``: the database alone (its floor) and dlprov's warm median over it."""
+    figures = []
+    for name in QUERIES:
+        extra = {"query": name, "executions": size}
+        figures.append(Figure(f"{name} @ {size:,} executions: the database alone",
+                              floors[name], "ms", extra=extra))
+        figures.append(Figure(f"{name} @ {size:,} executions: dlprov / the database alone",
+                              results[name]["median"] / floors[name], "×", extra=extra))
+    return figures
 
 
 def figures_of(sizes: list[int], results: dict[int, dict[str, dict]]) -> list[Figure]:
@@ -279,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                                     "cached": built.cached}))
         results[size] = measure(built, args.repeats)
     figures = figures_of(sizes, results)
+    floors = database_alone(built, args.repeats)  # the largest store's
+    figures += floor_figures(sizes[-1], results[sizes[-1]], floors)
     if args.plans:
         write_plans(args.plans, built, args.epochs)
     backend = "PostgreSQL" if args.store else "SQLite"
@@ -295,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<10}" + "".join(f"{results[s][name]['cold']:>14.1f}"
                                       f"{results[s][name]['p90']:>14.1f}" for s in sizes)
               + f"{results[sizes[-1]][name]['rows']:>8}")
+    print()
+    print(f"At {sizes[-1]:,} executions, dlprov beside its floor (the same statement run by "
+          f"the database alone on an open connection, warm median ms):")
+    print(f"{'query':<10}{'dlprov':>10}{'database':>10}{'÷':>10}")
+    for name in QUERIES:
+        mine = results[sizes[-1]][name]["median"]
+        print(f"{name:<10}{mine:>10.1f}{floors[name]:>10.2f}{mine / floors[name]:>9.1f}×")
     growth = [f for f in figures if "growth" in f.figure]
     if growth:
         print()
@@ -304,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                              for s in sizes},
               "p90_ms": {str(s): {n: results[s][n]["p90"] for n in QUERIES} for s in sizes},
               "cold_ms": {str(s): {n: results[s][n]["cold"] for n in QUERIES} for s in sizes},
+              "database_alone_ms": {str(sizes[-1]): floors},
               "targets_ms": TARGET_MS}
     write_json(args.json, builds + figures, series)
     plot(args.plot, sizes, results)
