@@ -117,6 +117,7 @@ def _build_in(url: str, executions: int, epochs: int, seed: int, echo,
     dataflow = dataflow or f"{DATAFLOW}_{executions}x{epochs}"
     target = Store(url)
     if target.backend == "postgresql" and target.load_spec(dataflow) is not None:
+        analyze(target)
         return SyntheticStore(url, dataflow, executions, epochs, 0.0, True)
     environment = _environment()
     began = time.perf_counter()
@@ -136,11 +137,23 @@ def _build_in(url: str, executions: int, epochs: int, seed: int, echo,
         else:
             os.environ["DLPROV_CAPTURE_ENVIRONMENT"] = before
     close_all(timeout=3600)  # every record written before the clock stops
-    target.dispose()
     seconds = time.perf_counter() - began
+    if target.backend == "postgresql":
+        analyze(target)
+    target.dispose()
     if echo:
         echo(f"built {executions}×{epochs} store in {seconds:.1f} s", flush=True)
     return SyntheticStore(url, dataflow, executions, epochs, seconds, False)
+
+
+def analyze(store) -> None:
+    """Gather the planner's statistics of a PostgreSQL store: the dataflow's set tables and
+    the core tables. What autovacuum does after a bulk load on a default server; a server
+    with autovacuum off (as here) would otherwise plan every query without them (Q2 at
+    10,000 executions: 2.9 s instead of ~0.3 s)."""
+    with store.engine().connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("ANALYZE")  # every table this user may analyze: seconds at 1M rows
 
 
 def _environment() -> dict:

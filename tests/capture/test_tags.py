@@ -87,3 +87,20 @@ def check_export(store: str, df_tag: str) -> None:
     activities = [a for bundle in as_json["bundle"].values()
                   for a in bundle.get("activity", {}).values()]
     assert any(a.get("dlprov:tag_team") == "vision" for a in activities)
+
+
+def test_runs_started_in_one_second_with_keys_alike_get_tags_of_their_own(store_path, sql,
+                                                                          monkeypatch):
+    from dlprov.capture.run import Run
+
+    # two keys sharing their first 6 hex digits, as two of a sweep's runs may (1 in 16M)
+    keys = iter(["abcdef" + "0" * 26, "abcdef" + "1" * 26])
+    original = Run.new_key
+    monkeypatch.setattr(Run, "new_key", staticmethod(
+        lambda: next(keys, None) or original()))
+    runs = [dlprov.run("sweep", **QUIET) for _ in range(2)]
+    for run in runs:
+        run.end()
+    assert runs[0].exec_tag != runs[1].exec_tag
+    assert sorted(sql("SELECT tag FROM dataflow_execution")) == sorted(
+        (run.exec_tag,) for run in runs)

@@ -121,7 +121,9 @@ class Run:
         """The exec tag: ``exec_tag``, else one made of the dataflow, the start time (when
         ``timed``: ranks deriving their key alone share no clock) and the key. ``check``: refuse
         a tag that another execution holds."""
-        tag = exec_tag or (f"{self.df_tag}-{self.start_time:%Y-%m-%dT%H:%M:%S}-{key[:6]}"
+        # 12 hex digits of the random key: with 6, two of the ~60 runs a second a sweep starts
+        # shared a tag about once in 60 sweeps of 10,000 runs, and the store refused the second
+        tag = exec_tag or (f"{self.df_tag}-{self.start_time:%Y-%m-%dT%H:%M:%S}-{key[:12]}"
                            if timed else f"{self.df_tag}-{key[:12]}")
         if not isinstance(tag, str) or not tag.strip() or len(tag) > 200:
             raise ValueError(f"exec_tag must be a non-empty string of at most 200 characters, "

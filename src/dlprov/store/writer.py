@@ -236,7 +236,8 @@ class StoreWriter:
     def _apply(self, conn: Connection, batch: Sequence[tuple]) -> None:
         # Spec snapshots only grow, so the last one of a dataflow in the batch, applied where its
         # first one stands, serves every record after it: one new version per batch, not per step.
-        last_spec = {rec[1]: rec for rec in batch if rec[0] == r.SPEC}
+        # (Found at the batch's first spec: most batches hold none, and a scan is a Python loop.)
+        last_spec: dict | None = None
         pending: dict[tuple[str, str], list[list]] = {}
         slots: dict[tuple[str, str], _ElementSlot] = {}
         last: tuple | None = None  # (task key, set, slot) of the element before: most repeat it
@@ -285,6 +286,8 @@ class StoreWriter:
                 slot[4].append(row)
                 continue
             if kind == r.SPEC:
+                if last_spec is None:
+                    last_spec = {rec[1]: rec for rec in batch if rec[0] == r.SPEC}
                 record = last_spec.pop(record[1], None)
                 if record is None:
                     continue
