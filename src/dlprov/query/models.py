@@ -33,12 +33,15 @@ class ModelRef:
         return f"model {label} of {self.exec_tag}, trained by task {self.train_task_id}"
 
 
-def models_cte(ctx: Context, among: str | None = None) -> str:
+def models_cte(ctx: Context, among: str | None = None, by_id: bool = False) -> str:
     """``_models(model_id, model_name, model_path, train_task_id, exec_tag, workspace)``: the
     dataflow's trained models (bind parameter ``:dataflow``); ``workspace`` is the training
     task's, against which a relative ``model_path`` was written. ``among``: a common table
-    (with ``train_task_id``) of the only trainings whose models are wanted."""
-    within = f"\n    AND {{}} IN (SELECT train_task_id FROM {among})" if among else ""
+    (with ``train_task_id``) of the only trainings whose models are wanted; ``by_id``: only
+    the models whose id is ``:model`` (found by the id's index, not a scan of every model)."""
+    within = f"\n    AND {{task}} IN (SELECT train_task_id FROM {among})" if among else ""
+    if by_id:
+        within += "\n    AND {model_id} = :model"
     parts = [f"""
   SELECT tm.model_id, tm.name AS model_name, tm.path AS model_path,
          tm.task_id AS train_task_id, t.df_exec AS exec_tag, t.workspace
@@ -46,7 +49,7 @@ def models_cte(ctx: Context, among: str | None = None) -> str:
   JOIN task t ON t.id = tm.task_id
   JOIN data_transformation dt ON dt.id = t.dt_id
   JOIN dataflow df ON df.id = dt.df_id
-  WHERE df.tag = :dataflow{within.format("tm.task_id")}"""]
+  WHERE df.tag = :dataflow{within.format(task="tm.task_id", model_id="tm.model_id")}"""]
     if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
         model_id, name, path = (f"om.{ctx.q(a)}" if ctx.has(OTRAINEDMODEL, a)
                                 else "CAST(NULL AS TEXT)"
@@ -57,7 +60,7 @@ def models_cte(ctx: Context, among: str | None = None) -> str:
   SELECT {model_id}, {name}, {path}, om.{train}, t.df_exec, t.workspace
   FROM {ctx.q(OTRAINEDMODEL)} om
   JOIN task t ON t.id = om.{train}
-  WHERE NOT EXISTS (SELECT 1 FROM trained_model tm WHERE tm.task_id = om.{train}){within.format("om." + train)}""")
+  WHERE NOT EXISTS (SELECT 1 FROM trained_model tm WHERE tm.task_id = om.{train}){within.format(task="om." + train, model_id=model_id)}""")
     return "_models AS (" + "\n  UNION ALL".join(parts) + "\n)"
 
 
@@ -81,8 +84,14 @@ def resolve_model(ctx: Context, model: str) -> ModelRef:
     the name is given to models of more than one training task."""
     model = str(model)
     params = {"dataflow": ctx.spec.tag, "model": model, "model_abspath": os.path.abspath(model)}
-    rows = builtin_sql(ctes(models_cte(ctx)) + _MATCH, store=ctx.store, dataflow=ctx.spec.tag,
-                       params=params).rows
+    # A model id, what the other commands print and the UI links, is found by its index; any
+    # other text is matched against every model (a name, a path, a path relative to the
+    # training's folder). An id match ranks first, so it answers alone.
+    rows = builtin_sql(ctes(models_cte(ctx, by_id=True)) + _MATCH, store=ctx.store,
+                       dataflow=ctx.spec.tag, params=params).rows
+    if not rows:
+        rows = builtin_sql(ctes(models_cte(ctx)) + _MATCH, store=ctx.store,
+                           dataflow=ctx.spec.tag, params=params).rows
     if not rows:
         known = builtin_sql(ctes(models_cte(ctx)) + "SELECT model_name, model_id FROM _models "
                             "ORDER BY train_task_id", store=ctx.store, dataflow=ctx.spec.tag,
