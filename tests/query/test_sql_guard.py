@@ -313,6 +313,30 @@ def test_postgresql_plans_for_every_row_of_the_cursor(pg):
     assert dlprov.sql(jit, store=url, dataflow=df_tag).rows == [(server_jit,)]
 
 
+def test_postgresql_streams_a_users_rows_and_reads_its_own_at_once(pg):
+    """A user's SQL reads through a server-side cursor (a huge result is refused before it is
+    held); dlprov's own questions read at once, so that PostgreSQL may plan them in parallel
+    (it never does for a cursor)."""
+    from sqlalchemy import event
+
+    from dlprov.query.sql import builtin_sql
+    url, df_tag, _ = pg
+    streamed: list[bool] = []
+    engine = Store(url).engine(read_only=True)
+
+    def note(_conn, _cursor, statement, _params, context, _many):
+        if "FROM itrain" in statement:
+            streamed.append(bool(context.execution_options.get("stream_results")))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        dlprov.sql("SELECT count(*) FROM itrain", store=url, dataflow=df_tag)
+        builtin_sql("SELECT count(*) FROM itrain", store=url, dataflow=df_tag)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert streamed == [True, False]
+
+
 def test_postgresql_commit_then_write_is_refused_and_changes_nothing(pg, tmp_path):
     url, df_tag, admin = pg
     before = _pg_state(admin, df_tag)
