@@ -104,25 +104,23 @@ EVALUATIONS = f"""_evaluations(test_task_id, train_task_id) AS (
 )"""
 
 
+# The edge tables, each with its alias and its upstream task column (its downstream one is
+# task_id): a test task depends on its training (task_dependency) or uses its model (task_usage).
+_EDGE_TABLES = (("td", "task_dependency", "depends_on_id"), ("tu", "task_usage", "producer_task_id"))
+
+
 def evaluations_among(trainings: str) -> str:
     """``_evaluations`` of the training tasks of the common table ``trainings`` (which has
     ``train_task_id``) only: each one's tests found through the edge tables' upstream indexes,
     not the test tasks of the whole store joined to them afterwards."""
-    return f"""_evaluations(test_task_id, train_task_id) AS (
-  SELECT td.task_id, td.depends_on_id
+    branches = [f"""SELECT {e}.task_id, {e}.{upstream}
   FROM {trainings} tr
-  JOIN task_dependency td ON td.depends_on_id = tr.train_task_id
-  JOIN task c ON c.id = td.task_id
+  JOIN {table} {e} ON {e}.{upstream} = tr.train_task_id
+  JOIN task c ON c.id = {e}.task_id
   JOIN data_transformation ct ON ct.id = c.dt_id
-  WHERE ct.tag = '{TEST}'
-  UNION
-  SELECT tu.task_id, tu.producer_task_id
-  FROM {trainings} tr
-  JOIN task_usage tu ON tu.producer_task_id = tr.train_task_id
-  JOIN task c ON c.id = tu.task_id
-  JOIN data_transformation ct ON ct.id = c.dt_id
-  WHERE ct.tag = '{TEST}'
-)"""
+  WHERE ct.tag = '{TEST}'""" for e, table, upstream in _EDGE_TABLES]
+    return ("_evaluations(test_task_id, train_task_id) AS (\n  "
+            + "\n  UNION\n  ".join(branches) + "\n)")
 
 
 def tested_cte(ctx: Context, question: str, set_tag: str = OTEST) -> str:
