@@ -105,11 +105,18 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
     # to, not up from every training: the same trainings (reachability is symmetric), without
     # the lineage of every training in the store. Each set is filtered by value first, then
     # joined to its users through task_usage's index: never a table of every element.
-    training = [_matching_cte(ctx), """_hits(task_id) AS (
+    # SQLite, which has no statistics, would scan all of task_usage and index the matches;
+    # CROSS JOIN keeps the matches outside and reaches their users by the producer's index.
+    users = ("CROSS JOIN task_usage tu ON tu.producer_task_id = m.producer_task_id\n"
+             "  JOIN data_set ds ON ds.id = tu.ds_id AND ds.tag = m.set_tag"
+             if ctx.dialect == "sqlite" else
+             "JOIN data_set ds ON ds.tag = m.set_tag\n"
+             "  JOIN task_usage tu ON tu.producer_task_id = m.producer_task_id "
+             "AND tu.ds_id = ds.id")
+    training = [_matching_cte(ctx), f"""_hits(task_id) AS (
   SELECT tu.task_id
   FROM _matching m
-  JOIN data_set ds ON ds.tag = m.set_tag
-  JOIN task_usage tu ON tu.producer_task_id = m.producer_task_id AND tu.ds_id = ds.id
+  {users}
   UNION
   SELECT m.consumer_task_id FROM _matching m WHERE m.consumer_task_id IS NOT NULL
 )""", _downstream_cte(ctx), f"""_matched AS (
