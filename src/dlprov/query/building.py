@@ -42,10 +42,13 @@ class Statement:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     store: Store | None = field(default=None, repr=False, compare=False)
+    #: the dataflow's spec as the statement was built from it (its set names: not read again)
+    spec: DataflowSpec | None = field(default=None, repr=False, compare=False)
 
     def run(self) -> QueryResult:
         """Run the statement, read-only, with the dataflow's set names resolved."""
-        return builtin_sql(self.sql, store=self.store, dataflow=self.dataflow, params=self.params)
+        return builtin_sql(self.sql, store=self.store, dataflow=self.dataflow, params=self.params,
+                           spec=self.spec)
 
     def __str__(self) -> str:
         """The SQL under comments naming the question and the parameters' values. The whole

@@ -88,10 +88,10 @@ def resolve_model(ctx: Context, model: str) -> ModelRef:
     # other text is matched against every model (a name, a path, a path relative to the
     # training's folder). An id match ranks first, so it answers alone.
     rows = builtin_sql(ctes(models_cte(ctx, by_id=True)) + _MATCH, store=ctx.store,
-                       dataflow=ctx.spec.tag, params=params).rows
+                       dataflow=ctx.spec.tag, params=params, spec=ctx.spec).rows
     if not rows:
         rows = builtin_sql(ctes(models_cte(ctx)) + _MATCH, store=ctx.store,
-                           dataflow=ctx.spec.tag, params=params).rows
+                           dataflow=ctx.spec.tag, params=params, spec=ctx.spec).rows
     if not rows:
         known = builtin_sql(ctes(models_cte(ctx)) + "SELECT model_name, model_id FROM _models "
                             "ORDER BY train_task_id", store=ctx.store, dataflow=ctx.spec.tag,

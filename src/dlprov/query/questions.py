@@ -87,7 +87,7 @@ def prepare(question: str, *, store: Store | str | None = None, dataflow: str | 
     used = {name: value for name, value in used.items()
             if re.search(rf":{name}\b", built.sql)}
     return Statement(found.id, found.title, ctx.spec.tag, built.sql.strip("\n"), used,
-                     built.notes, ctx.store)
+                     built.notes, ctx.store, ctx.spec)
 
 
 def ask(question: str, *, store: Store | str | None = None, dataflow: str | None = None,

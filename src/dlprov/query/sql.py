@@ -51,19 +51,23 @@ def sql(statement: str, *, store: Store | str | None = None, dataflow: str | Non
 
 
 def builtin_sql(statement: str, *, store: Store | str | None, dataflow: str | None,
-                params: dict[str, Any] | None = None, max_rows: int | None = None) -> QueryResult:
+                params: dict[str, Any] | None = None, max_rows: int | None = None,
+                spec: DataflowSpec | None = None) -> QueryResult:
     """Run a statement dlprov wrote itself (a question's, a curve's): as :func:`sql`, over the
     dataflow's bare set names and read-only, but without parsing it (see
-    :func:`~dlprov.query.guard.run_read_only`). Never give it text a user wrote."""
+    :func:`~dlprov.query.guard.run_read_only`). Never give it text a user wrote. ``spec``: the
+    dataflow's spec the statement was written from (its sets are exposed without reading it
+    again)."""
     return _run(statement, as_store(store), dataflow, params, ReadLimits.resolve(None, max_rows),
-                user_sql=False)
+                user_sql=False, spec=spec)
 
 
 def _run(statement: str, store: Store, dataflow: str | None, params: dict[str, Any] | None,
-         limits: ReadLimits, *, user_sql: bool) -> QueryResult:
+         limits: ReadLimits, *, user_sql: bool, spec: DataflowSpec | None = None) -> QueryResult:
+    known = spec
 
     def expose_dataflow(conn: Connection) -> None:
-        spec = choose_dataflow(conn, dataflow)
+        spec = known if known is not None else choose_dataflow(conn, dataflow)
         preparer = conn.dialect.identifier_preparer
         if store.backend == "postgresql":
             # The dataflow's schema first, then wherever the core tables already resolve.
