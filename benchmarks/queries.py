@@ -175,7 +175,7 @@ def database_alone(built: synthetic.SyntheticStore, repeats: int) -> dict[str, f
     a fresh read connection and views, the read-only guards, result checks."""
     from sqlalchemy import text
 
-    from dlprov.store import schema as s
+    from dlprov.query.sql import set_views
 
     store = Store(built.url)
     sent = statements(built, store)
@@ -186,9 +186,8 @@ def database_alone(built: synthetic.SyntheticStore, repeats: int) -> dict[str, f
     driver = raw.driver_connection
     quote = dialect.identifier_preparer.quote
     if store.backend == "sqlite":
-        for set_tag in spec.sets:
-            _, name = s.set_table_location("sqlite", spec.tag, set_tag)
-            driver.execute(f"CREATE TEMP VIEW {quote(set_tag)} AS SELECT * FROM main.{quote(name)}")
+        for view in set_views(spec, dialect.identifier_preparer):  # as dlprov makes them
+            driver.execute(view)
         driver.execute("PRAGMA query_only = ON")
     else:
         driver.execute(f"SET search_path TO {quote(spec.tag)}, public")

@@ -74,18 +74,26 @@ def _run(statement: str, store: Store, dataflow: str | None, params: dict[str, A
             current = conn.exec_driver_sql("SHOW search_path").scalar()
             conn.exec_driver_sql(f"SET search_path TO {preparer.quote(spec.tag)}, {current}")
             return
-        for set_tag in spec.sets:
-            # The table's name only: building a Table per set cost more than the query itself.
-            _, name = s.set_table_location(conn.dialect.name, spec.tag, set_tag)
-            conn.exec_driver_sql(
-                f"CREATE TEMP VIEW {preparer.quote(set_tag)} AS "
-                f"SELECT * FROM main.{preparer.quote(name)}")
+        for statement in set_views(spec, preparer):
+            conn.exec_driver_sql(statement)
 
     with store.read(prepare=expose_dataflow) as conn:
         if user_sql:
             statement = qualify_sets(statement, conn.dialect.name, _set_locator(conn))
         columns, rows = run_read_only(conn, statement, params, limits, parse=user_sql)
     return QueryResult(columns, rows)
+
+
+def set_views(spec: DataflowSpec, preparer: Any) -> list[str]:
+    """SQLite's ``CREATE TEMP VIEW`` statements naming each set table of ``spec`` by its set
+    (``preparer``: the dialect's identifier preparer, for quoting)."""
+    views = []
+    for set_tag in spec.sets:
+        # The table's name only: building a Table per set cost more than the query itself.
+        _, name = s.set_table_location("sqlite", spec.tag, set_tag)
+        views.append(f"CREATE TEMP VIEW {preparer.quote(set_tag)} AS "
+                     f"SELECT * FROM main.{preparer.quote(name)}")
+    return views
 
 
 def _set_locator(conn: Connection) -> Callable[[str, str], tuple[str | None, str] | None]:

@@ -27,7 +27,7 @@ from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, NoResultFound
 from sqlalchemy.sql import ClauseElement
 
 from dlprov.store import schema as s
@@ -72,6 +72,14 @@ class Prepared:
     def first(self, conn: Connection, values: Mapping[str, Any]) -> tuple | None:
         """The first row the statement returns for ``values``, None if it returns none."""
         return run(conn, self.sql, self.params(values)).fetchone()
+
+    def one(self, conn: Connection, values: Mapping[str, Any]) -> tuple:
+        """The one row the statement returns for ``values``; ``NoResultFound`` if none (as
+        SQLAlchemy's ``Result.one``; a second row is not looked for)."""
+        row = run(conn, self.sql, self.params(values)).fetchone()
+        if row is None:
+            raise NoResultFound("No row was found when one was required")
+        return row
 
     def scalar(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """The first column of the first row returned, None if no row."""

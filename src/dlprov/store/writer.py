@@ -450,7 +450,7 @@ class StoreWriter:
                            overwrite=tuple(fields) if leader else (), returning=("id", "tag"))
         found = upsert.first(conn, values)
         if found is None:  # a follower's start, the execution already there
-            found = st.select_by(self._dialect, table, ("id", "tag"), "uuid").first(
+            found = st.select_by(self._dialect, table, ("id", "tag"), "uuid").one(
                 conn, {"key": key})
         exec_id, tag = found
         self._execs[key] = _Exec(exec_id, tag, df_tag)
@@ -516,8 +516,8 @@ class StoreWriter:
         task_id = st.insert(self._dialect, s.task, tuple(values), conflict=("uuid",),
                             returning=("id",)).scalar(conn, values)
         if task_id is None:  # a start sent again: the task is there
-            task_id = st.select_by(self._dialect, s.task, ("id",), "uuid").scalar(
-                conn, {"key": key})
+            task_id = st.select_by(self._dialect, s.task, ("id",), "uuid").one(
+                conn, {"key": key})[0]
         self._tasks[key] = _Task(task_id, transformation, execution.df_tag, execution.id)
         st.insert(self._dialect, s.task_dependency, ("task_id", "depends_on_id"), conflict=()
                   ).execute_many(conn, [{"task_id": task_id, "depends_on_id": d}
