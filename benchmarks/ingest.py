@@ -95,7 +95,7 @@ def bench(name: str, url: str, df_tag: str, args: argparse.Namespace,
         call_us = measure_call(run, args.calls)
         found = {"name": name, "rates": rates, "call_us": call_us}
         if mirrors is not None:
-            found["rows"] = measure_rows(Store(url), records[:args.batch], args.repeats)
+            found["rows"] = measure_rows(run, Store(url), records[:args.batch], args.repeats)
     close_all()
     if mirrors is not None:
         found["fixed"] = measure_fixed(url, *mirrors, df_tag, args.runs)
@@ -152,9 +152,9 @@ def rekeyed(records: list[tuple]) -> list[tuple]:
 @contextmanager
 def statements_of(store: Store) -> Iterator[list[tuple]]:
     """Every statement the store's engine sends while open, with its parameters, COPY included:
-    ``(sql, parameters, executemany)``, or ``("copy", sql, rows)``. The writer's own
-    statements run at driver level (:func:`dlprov.store.statements.observe` shows them);
-    SQLAlchemy's cursor events show the rest."""
+    ``(sql, parameters, executemany)``, or ``("copy", (sql, binary types), rows)``. The
+    writer's own statements run at driver level (:func:`dlprov.store.statements.observe`
+    shows them); SQLAlchemy's cursor events show the rest."""
     from sqlalchemy import event
 
     from dlprov.store import statements
@@ -185,7 +185,10 @@ def replay(driver, sent: list[tuple]) -> None:
     cursor = driver.cursor()
     for sql, parameters, many in sent:
         if sql == "copy":
-            with cursor.copy(parameters) as copy:
+            copy_sql, binary = parameters
+            with cursor.copy(copy_sql) as copy:
+                if binary:
+                    copy.set_types(binary)
                 for row in many:
                     copy.write_row(row)
         elif many:
@@ -226,38 +229,52 @@ def measure_fixed(url: str, capture_url: str, mirror_url: str, df_tag: str,
     return {"writer_ms": writer_ms, "floor_ms": floor_ms, "statements": len(sent)}
 
 
-def measure_rows(store: Store, records: list[tuple], repeats: int) -> dict:
+def measure_rows(run: "dlprov.Run", store: Store, records: list[tuple], repeats: int) -> dict:
     """Microseconds of CPU per element row: the writer's, for ``records`` (ELEMENT records of
     one task and set) in one batch, and the floor: the same rows, built beforehand, through the
-    driver alone (SQLite: multi-row INSERTs; PostgreSQL: COPY)."""
+    driver alone (SQLite: multi-row INSERTs; PostgreSQL: COPY, binary where the writer's is).
+    Each repeat writes as a new run's training task would: into a task of its own, so that the
+    set's indexes grow as a store's do (rows of one task stored again and again would land
+    among their own duplicates all over the index, which no run does)."""
     from dlprov.store import bulk
 
     writer = store.writer()
-    writer.write_batches([(None, records)])  # the table and its statements, warm
-    target = next(iter(writer._tables.values()))
-    task_id = next(iter(writer._tasks.values())).id
+
+    def fresh_task() -> tuple[str, int]:
+        with run.task("train") as task:
+            run.flush()
+        writer.write_batches([(None, [(kind, task.key, *rest) for kind, _, *rest in records[:1]])])
+        return task.key, writer._tasks[task.key].id
+
+    fresh_task()  # the set's table known to the writer: its statements, warm
+    set_tag = str(records[0][2]).lower()
+    target = next(table for (_, tag), table in writer._tables.items() if tag == set_tag)
     column = "train_task_id"
-    rows = []
-    for record in records:
-        row = [None] * len(target.position)
-        for name, value in record[3].items():
-            row[target.position[name]] = value
-        row[target.position[column]] = task_id
-        rows.append(row)
-    flat = [value for row in rows for value in row]
-    engine = store.engine()
     writer_us, floor_us = [], []
     for _ in range(max(repeats, 3)):
+        key, _ = fresh_task()
+        batch = [(kind, key, *rest) for kind, _, *rest in records]
         began = time.thread_time()
-        writer.write_batches([(uuid.uuid4().hex, records)])
+        writer.write_batches([(uuid.uuid4().hex, batch)])
         writer_us.append((time.thread_time() - began) / len(records) * 1e6)
-        with engine.connect() as conn:
+        rows = []
+        task_id = fresh_task()[1]
+        for record in records:
+            row = [None] * len(target.position)
+            for name, value in record[3].items():
+                row[target.position[name]] = value
+            row[target.position[column]] = task_id
+            rows.append(row)
+        flat = [value for row in rows for value in row]
+        with store.engine().connect() as conn:
             driver = conn.connection.driver_connection
             began = time.thread_time()
             if conn.dialect.name == "sqlite":
                 _floor_multirow(conn, driver, target, flat, bulk)
             else:
                 with driver.cursor() as cursor, cursor.copy(target.copy_sql) as copy:
+                    if target.copy_binary:  # the writer's own COPY: binary where it can be
+                        copy.set_types(target.copy_binary)
                     for row in rows:
                         copy.write_row(row)
                 driver.commit()

@@ -20,7 +20,8 @@ import dlprov
 from dlprov.model import records as r
 from dlprov.model.spec import Attribute
 from dlprov.store import schema as s
-from dlprov.store.bulk import SetTable, _copyable, insert_rows
+from dlprov.store import statements
+from dlprov.store.bulk import SetTable, _copyable, insert_rows, server_column_types
 from dlprov.store.store import Store
 from dlprov.store.writer import StoreWriter
 from tests.conftest import postgresql_home
@@ -140,6 +141,106 @@ def test_copy_stores_what_executemany_stored(tmp_path: Path) -> None:
         assert len(by_copy) == len(by_executemany) == len(rows)
         for one, other in zip(by_copy, by_executemany):
             assert all(same(a, b) for a, b in zip(one, other)), (one, other)
+
+
+PLAIN = ATTRIBUTES[:4]  # no JSON: every column of its table has a binary COPY form
+
+
+def plain_home(url: str, df_tag: str) -> tuple[Store, SetTable, int]:
+    """Set ``oplain`` made by a real run; (store, its SetTable as the writer makes it, the
+    training task's id)."""
+    with dlprov.run(df_tag, store=url, capture_environment=False) as run:
+        run.declare_set("oplain", PLAIN)
+        with run.task("train") as train:
+            train.output("oplain", note="first")
+    store = Store(url)
+    table = s.set_table(store.backend, store.load_spec(df_tag), "oplain")
+    with store.engine().connect() as conn:
+        task_id = conn.execute(select(func.max(table.c.train_task_id))).scalar_one()
+        target = SetTable.of(table, conn.dialect, server_column_types(conn, table))
+    return store, target, task_id
+
+
+def test_binary_copy_stores_what_executemany_stored() -> None:
+    """A table whose every column has a binary form takes COPY's binary format: the same
+    values as executemany's, NaN, infinities, -0.0, the extreme timestamps and text included."""
+    with postgresql_home("bulk") as (url, schema):
+        store, target, task_id = plain_home(url, f"{schema}_df")
+        assert target.copy_binary == ("int4", "text", "text", "float8", "timestamp")
+        assert target.copy_sql.endswith("(FORMAT BINARY)")
+        table, names = target.table, [a.name for a in PLAIN]
+        rows = []
+        for element in elements():
+            row = [None] * len(target.position)
+            row[target.position["train_task_id"]] = task_id
+            for name in names:
+                row[target.position[name]] = element[name]
+            rows.append(row)
+        with store.engine().begin() as conn:
+            first = conn.execute(select(func.max(table.c.id))).scalar_one()
+            assert insert_rows(conn, target, copy.deepcopy(rows)) is True
+            assert insert_rows(conn, replace(target, copy_sql=None), copy.deepcopy(rows)) is False
+        with store.engine().connect() as conn:
+            found = conn.execute(select(table.c.train_task_id, *[table.c[n] for n in names])
+                                 .where(table.c.id > first).order_by(table.c.id)).all()
+        by_copy, by_executemany = found[:len(rows)], found[len(rows):]
+        assert len(by_copy) == len(by_executemany) == len(rows)
+        for one, other in zip(by_copy, by_executemany):
+            assert all(same(a, b) for a, b in zip(one, other)), (one, other)
+
+
+def test_the_writer_copies_in_binary_and_integers_beyond_the_column_are_not_copied() -> None:
+    """The writer's COPY of a plain set is binary; an integer its column cannot hold is not
+    COPY's (the binary form would wrap it): executemany refuses it as before, nothing stored."""
+    with postgresql_home("bulk") as (url, schema):
+        df_tag = f"{schema}_df"
+        store, target, task_id = plain_home(url, df_tag)
+        sent = []
+        with statements.observe(lambda sql, params, many: sent.append((sql, params))):
+            with dlprov.run(df_tag, store=url, capture_environment=False) as run:
+                with run.task("train") as train:
+                    train.output("oplain", note="binary", loss=0.5)
+        assert ("copy", (target.copy_sql, target.copy_binary)) in sent, sent
+        assert "FORMAT BINARY" in target.copy_sql
+        at = target.position["train_task_id"]
+
+        def row(task: int) -> list:
+            found = [None] * len(target.position)
+            found[at] = task
+            return found
+
+        assert _copyable([row(2**31 - 1), row(-2**31)], target.copy_types, target.copy_binary)
+        assert not _copyable([row(2**31)], target.copy_types, target.copy_binary)
+        assert not _copyable([row(-2**31 - 1)], target.copy_types, target.copy_binary)
+        assert _copyable([row(2**31)], target.copy_types)  # text: the server checks the range
+        before = len(stored_plain(store, target))
+        with pytest.raises(DataError, match="out of range"):
+            with store.engine().begin() as conn:
+                insert_rows(conn, target, [row(task_id), row(2**40)])
+        assert len(stored_plain(store, target)) == before
+
+
+def stored_plain(store: Store, target: SetTable) -> list[tuple]:
+    with store.engine().connect() as conn:
+        return conn.execute(select(target.table)).all()
+
+
+def test_a_column_of_another_type_on_the_server_takes_copy_text() -> None:
+    """A table whose column the server holds with another type than the spec would make (a
+    store made or altered by other software) is copied as text, which the server parses."""
+    with postgresql_home("bulk") as (url, schema):
+        store, target, task_id = plain_home(url, f"{schema}_df")
+        with store.engine().begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {schema}_df.oplain ALTER COLUMN loss TYPE numeric")
+            altered = SetTable.of(target.table, conn.dialect,
+                                  server_column_types(conn, target.table))
+        assert altered.copy_binary is None and "BINARY" not in altered.copy_sql
+        row = [None] * len(altered.position)
+        row[altered.position["train_task_id"]] = task_id
+        row[altered.position["loss"]] = 0.25
+        with store.engine().begin() as conn:
+            assert insert_rows(conn, altered, [row]) is True
+        assert stored_plain(store, altered)[-1][altered.position["loss"] + 1] == 0.25
 
 
 def test_values_of_other_types_take_the_executemany_path_as_before() -> None:

@@ -126,10 +126,14 @@ def q6(ctx: Context, *, training_set: str | None = None, metric: str | None = No
   JOIN dataflow df ON df.id = dt.df_id
   WHERE dt.tag = '{TRAIN}' AND df.tag = :dataflow
     AND t.id IN (SELECT task_id FROM _downstream)
-)""", *ranked.ctes, f"""_candidates AS (
+)""", *ranked.ctes]
+    candidates = ranked.source
+    if candidates != "_tested":  # tests are sought from _matched; other rankings hold all
+        candidates = "_candidates"
+        training.append(f"""_candidates AS (
   SELECT s.* FROM {ranked.source} s JOIN _matched mt ON mt.train_task_id = s.train_task_id
-)"""]
-    best, select = best_trainings(ctx, "_candidates", ranked.measure, ranked.metric.best,
+)""")
+    best, select = best_trainings(ctx, candidates, ranked.measure, ranked.metric.best,
                                   ranked.columns)
     return Built(ctes(*training, *best) + select,
                  {"training_set": training_set,

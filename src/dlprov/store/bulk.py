@@ -7,8 +7,12 @@ per-row step (``benchmarks/ingest.py``). PostgreSQL takes them through
 ``executemany``, when every value has the Python type that capture produces for its column
 (float, str without NUL, naive datetime, JSON, task id); rows with any other value go through
 ``executemany`` as before, so that odd values are stored, or refused, exactly as they were.
-COPY's text format is used: PostgreSQL parses each value with the column's own input function,
-as it does the untyped parameters of ``executemany``.
+COPY's binary format is used where every column of the table, as the server holds it, has a
+type whose binary form psycopg writes from that Python type (integer, bigint, double precision,
+text, timestamp): no value is formatted as text and parsed again, ~5x less writer CPU a row.
+Integers outside the column's range are not COPY's to take (the binary form would wrap them).
+A table with another column type (JSON) takes COPY's text format: PostgreSQL parses each value
+with the column's own input function, as it does the untyped parameters of ``executemany``.
 """
 from __future__ import annotations
 
@@ -54,6 +58,44 @@ def _copy_value_type(column_type: Any, dialect: Dialect) -> type | None:
     return None
 
 
+# A column type as PostgreSQL names it (``regtype``) -> the Python type COPY takes for it and
+# psycopg's name of its binary form.
+_BINARY_FORMS: dict[str, tuple[type, str]] = {
+    "integer": (int, "int4"),
+    "bigint": (int, "int8"),
+    "double precision": (float, "float8"),
+    "text": (str, "text"),
+    "timestamp without time zone": (datetime, "timestamp"),
+}
+# The integers each binary form holds: [-limit, limit).
+_INT_LIMITS = {"int4": 2**31, "int8": 2**63}
+
+
+def server_column_types(conn: Connection, table: Table) -> dict[str, str]:
+    """{column: its type as PostgreSQL names it} of ``table`` as the server holds it (a store
+    made by other software may differ from what the spec would make)."""
+    name = conn.dialect.identifier_preparer.format_table(table)
+    rows = run(conn, "SELECT attname, atttypid::regtype::text FROM pg_attribute "
+                     "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+               (name,)).fetchall()
+    return dict(rows)
+
+
+def _binary_forms(columns: Sequence, kinds: Sequence[type],
+                  server_types: dict[str, str] | None) -> tuple[str, ...] | None:
+    """psycopg's binary form of each column, where every column has one matching the Python
+    type COPY takes for it; else None (COPY's text format)."""
+    if not server_types:
+        return None
+    forms = []
+    for column, kind in zip(columns, kinds):
+        found = _BINARY_FORMS.get(server_types.get(column.name, ""))
+        if found is None or found[0] is not kind:
+            return None
+        forms.append(found[1])
+    return tuple(forms)
+
+
 def _plain_type(column_type: Any) -> type | None:
     """The Python type whose values the column's bind processor leaves as they are (floats for
     a float column: its processor only calls ``float``); None: always process."""
@@ -65,16 +107,21 @@ class SetTable:
     """A set's table and what inserting into it needs: the column positions, the driver-level
     INSERT, the bind processors of the columns that have one (timestamps, JSON, floats), each
     with the Python type it would leave unchanged (or None), and, for PostgreSQL, the COPY
-    statement and each column's Python type that COPY takes as is."""
+    statement, each column's Python type that COPY takes as is and, for COPY's binary format,
+    each column's binary form (psycopg's type name)."""
     table: Table
     position: dict[str, int]
     insert_sql: str
     processors: tuple[tuple[int, Callable[[Any], Any], type | None], ...]
     copy_sql: str | None = None
     copy_types: tuple[type, ...] = ()
+    copy_binary: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, table: Table, dialect: Dialect) -> "SetTable":
+    def of(cls, table: Table, dialect: Dialect,
+           server_types: dict[str, str] | None = None) -> "SetTable":
+        """``server_types``: :func:`server_column_types` of the table (PostgreSQL); without
+        it, COPY's text format."""
         columns = [c for c in table.columns if c.name != "id"]
         quote = dialect.identifier_preparer
         names = ", ".join(quote.format_column(c) for c in columns)
@@ -83,14 +130,16 @@ class SetTable:
                f"VALUES ({', '.join([marker] * len(columns))})")
         processors = tuple((i, p, _plain_type(c.type)) for i, c in enumerate(columns)
                            if (p := c.type.dialect_impl(dialect).bind_processor(dialect)))
-        copy_sql, copy_types = None, ()
+        copy_sql, copy_types, binary = None, (), None
         if dialect.driver == "psycopg":
             kinds = [_copy_value_type(c.type, dialect) for c in columns]
             if None not in kinds:
-                copy_sql = f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
+                binary = _binary_forms(columns, kinds, server_types)
+                copy_sql = (f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
+                            + (" (FORMAT BINARY)" if binary else ""))
                 copy_types = tuple(kinds)
         return cls(table, {c.name: i for i, c in enumerate(columns)}, sql, processors,
-                   copy_sql, copy_types)
+                   copy_sql, copy_types, binary)
 
 
 def insert_rows(conn: Connection, target: SetTable, rows: list[Sequence]) -> bool:
@@ -114,8 +163,8 @@ def insert_block(conn: Connection, target: SetTable,
         for row in rows:
             if row[i] is not None:
                 row[i] = process(row[i])
-    if target.copy_sql is not None and _copyable(rows, target.copy_types):
-        _copy(conn, target.copy_sql, rows)
+    if target.copy_sql is not None and _copyable(rows, target.copy_types, target.copy_binary):
+        _copy(conn, target, rows)
         return True, None
     # Tuples straight to the driver: SQLAlchemy's per-row parameter processing costs several
     # us a row on the writer thread, all of it holding the GIL.
@@ -158,10 +207,13 @@ def _values_sql(head: str, group: str, count: int) -> str:
     return head + ", ".join([group] * count)
 
 
-def _copyable(rows: Sequence[Sequence], types: Sequence[type]) -> bool:
+def _copyable(rows: Sequence[Sequence], types: Sequence[type],
+              binary: Sequence[str] | None = None) -> bool:
     """Whether every value of ``rows`` is None or of exactly its column's COPY type, no text
-    holds NUL (PostgreSQL refuses it, and ``executemany``'s error says so) and no datetime has
-    a time zone (``executemany`` converts it to local time; COPY would drop the zone)."""
+    holds NUL (PostgreSQL refuses it, and ``executemany``'s error says so), no datetime has
+    a time zone (``executemany`` converts it to local time; COPY would drop the zone) and, in
+    COPY's ``binary`` forms, every integer fits its column's (its binary form would wrap it;
+    ``executemany``'s error says it is out of range)."""
     for i, kind in enumerate(types):
         column = list(map(itemgetter(i), rows))  # each check a pass in C, not a Python loop
         found = set(map(type, column))
@@ -175,16 +227,23 @@ def _copyable(rows: Sequence[Sequence], types: Sequence[type]) -> bool:
         if kind is datetime and any(value.tzinfo is not None for value in column
                                     if value is not None):
             return False
+        if kind is int and binary is not None:
+            numbers = [value for value in column if value is not None]
+            limit = _INT_LIMITS[binary[i]]
+            if min(numbers) < -limit or max(numbers) >= limit:
+                return False
     return True
 
 
-def _copy(conn: Connection, sql: str, rows: list[list]) -> None:
-    """``rows`` through ``COPY ... FROM STDIN``; a driver error is raised as SQLAlchemy's
-    (``DataError``, ``OperationalError``, ...), as ``executemany`` would raise it."""
-    driver = conn.connection.driver_connection
-    tell_observers("copy", sql, rows)
+def _copy(conn: Connection, target: SetTable, rows: list[list]) -> None:
+    """``rows`` through ``target``'s ``COPY ... FROM STDIN``; a driver error is raised as
+    SQLAlchemy's (``DataError``, ``OperationalError``, ...), as ``executemany`` would raise it."""
+    driver, sql = conn.connection.driver_connection, target.copy_sql
+    tell_observers("copy", (sql, target.copy_binary), rows)
     try:
         with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            if target.copy_binary:
+                copy.set_types(target.copy_binary)
             write_row = copy.write_row
             for row in rows:
                 write_row(row)

@@ -101,8 +101,9 @@ _observers: list[Callable[[str, Any, bool], None]] = []
 @contextmanager
 def observe(callback: Callable[[str, Any, Any], None]) -> Iterator[None]:
     """Call ``callback(sql, parameters, many)`` for each statement :func:`run` sends while in
-    the block, and ``callback("copy", copy_sql, rows)`` for each COPY of :mod:`.bulk` (the
-    writer's statements bypass SQLAlchemy's cursor events)."""
+    the block, and ``callback("copy", (copy_sql, binary_types), rows)`` for each COPY of
+    :mod:`.bulk` (``binary_types``: psycopg's type names for ``Copy.set_types`` in COPY's
+    binary format, else None). The writer's statements bypass SQLAlchemy's cursor events."""
     _observers.append(callback)
     try:
         yield

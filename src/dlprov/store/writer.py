@@ -22,7 +22,7 @@ from dlprov.model.spec import DataflowSpec
 from dlprov.store import handover
 from dlprov.store import schema as s
 from dlprov.store import statements as st
-from dlprov.store.bulk import SetTable, insert_block, insert_rows
+from dlprov.store.bulk import SetTable, insert_block, insert_rows, server_column_types
 from dlprov.store.files import file_digest
 from dlprov.store.recall import Recall
 from dlprov.store.refusal import RecordRefused, is_refusal, reason_of
@@ -124,7 +124,7 @@ class StoreWriter:
 
     def _forget(self) -> None:
         self._dataflows: dict[str, _Dataflow] = {}
-        self._tables: dict[tuple[str, str], tuple[Table, dict]] = {}
+        self._tables: dict[tuple[str, str], SetTable] = {}
         self._execs: dict[str, _Exec] = {}
         self._tasks: dict[str, _Task] = {}
         self._ids: dict[tuple[str, str, str], int] = {}
@@ -604,7 +604,9 @@ class StoreWriter:
                     if why is not None else
                     f"set {set_tag!r} is not in dataflow {df_tag!r}'s spec")
             table = s.set_table(self.dialect, spec, set_tag)
-            found = self._tables[key] = SetTable.of(table, conn.dialect)
+            server_types = (server_column_types(conn, table) if self.dialect == "postgresql"
+                            else None)
+            found = self._tables[key] = SetTable.of(table, conn.dialect, server_types)
         return found
 
     def _catalogue_id(self, conn: Connection, table: Table, df_tag: str, tag: str) -> int:
