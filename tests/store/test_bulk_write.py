@@ -243,6 +243,34 @@ def test_a_column_of_another_type_on_the_server_takes_copy_text() -> None:
         assert stored_plain(store, altered)[-1][altered.position["loss"] + 1] == 0.25
 
 
+def test_a_column_altered_under_a_writer_loses_nothing() -> None:
+    """A column the server's table changes type under a writer that copies it in binary: the
+    COPY fails, the writer forgets what it knew and the recorder's retry copies as text; no
+    record is refused or lost."""
+    with postgresql_home("bulk") as (url, schema):
+        df_tag = f"{schema}_df"
+        store, target, _ = plain_home(url, df_tag)
+        copies: list[str] = []
+        with dlprov.run(df_tag, store=url, capture_environment=False) as run:
+            with run.task("train") as train:
+                train.output("oplain", note="before", loss=0.5)
+                run.flush()
+                with store.engine().begin() as conn:
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {schema}_df.oplain ALTER COLUMN loss TYPE numeric")
+                with statements.observe(lambda sql, params, many: copies.append(
+                        params[0]) if sql == "copy" else None):
+                    train.output("oplain", note="after", loss=0.75)
+                    run.flush()
+            assert run.recorder.rejected == 0
+        # the writer's binary COPY was refused, then the retry's copied as text
+        assert copies[0] == target.copy_sql and "BINARY" not in copies[-1], copies
+        rows = stored_plain(store, target)
+        at = target.position
+        assert [(row[at["note"] + 1], float(row[at["loss"] + 1])) for row in rows[-2:]] == [
+            ("before", 0.5), ("after", 0.75)]
+
+
 def test_values_of_other_types_take_the_executemany_path_as_before() -> None:
     """An int in a numeric column, a datetime with a zone, text with NUL: not COPY's to take."""
     with postgresql_home("bulk") as (url, schema):
