@@ -157,3 +157,23 @@ def test_questions_read_the_summary_and_answer_as_the_elements_do(url):
     averaged = {row[3]: row for row in from_elements[0]}
     assert averaged["sm-timed"][-1] == pytest.approx(2.5)
     assert averaged["sm-0"][-1] is None  # no elapsed time recorded: no average
+
+
+def test_a_batch_of_interleaved_tasks_is_summarized_per_task(url):
+    """Two trainings writing to otrain in turn reach the writer in one batch, their rows
+    interleaved in the set's buffer: each task's figures and newest element are its own."""
+    url, df_tag = url
+    with dlprov.run(df_tag, store=url, capture_environment=False) as run:
+        first, second = run.task("train"), run.task("train")
+        with first, second:
+            for epoch in range(5):
+                first.output("otrain", epoch=epoch, loss=1.0 + epoch, accuracy=epoch / 10)
+                second.output("otrain", epoch=epoch, loss=2.0 * epoch, accuracy=None
+                              if epoch == 4 else 0.5 + epoch / 10)
+    store = Store(url)
+    with store.read() as conn:
+        spec = read_spec(conn, df_tag)[2]
+        assert trusted(conn, spec, "otrain")
+        same(stored(store, "otrain"), sorted(summarize_set(conn, spec, "otrain")))
+    latest = {row[0]: row[8] for row in stored(store, "otrain") if row[2] == "accuracy"}
+    assert sorted(latest.values()) == [pytest.approx(0.4), pytest.approx(0.8)]

@@ -154,10 +154,19 @@ def insert_block(conn: Connection, target: SetTable,
     backend tells them without a query (SQLite: a transaction holds the write lock, and each
     row gets the id after the table's highest, so a block's ids run on to the last one's), else
     None."""
+    return insert_flat(conn, target, list(chain.from_iterable(rows)))
+
+
+def insert_flat(conn: Connection, target: SetTable, flat: list) -> tuple[bool, range | None]:
+    """:func:`insert_block` for the rows' values in one list, row after row (the writer's
+    buffer, left unchanged)."""
+    width = len(target.position)
     if conn.dialect.name == "sqlite":
-        last = _insert_multirow(conn, target, rows)
-        return False, range(last - len(rows) + 1, last + 1)
-    if target.processors:  # rows are the writer's tuples: lists where a value changes
+        last = _insert_multirow(conn, target, flat)
+        count = len(flat) // width
+        return False, range(last - count + 1, last + 1)
+    rows = list(zip(*[iter(flat)] * width))
+    if target.processors:  # lists where a value changes
         rows = [list(row) for row in rows]
     for i, process, _ in target.processors:
         for row in rows:
@@ -172,23 +181,26 @@ def insert_block(conn: Connection, target: SetTable,
     return False, None
 
 
-def _insert_multirow(conn: Connection, target: SetTable, rows: list[Sequence]) -> int:
-    """``rows`` as few ``INSERT ... VALUES (...), (...), ...`` statements: the values in one flat
-    list, processed a column at a time (a column already of its plain type is left alone).
-    Returns the id of the last row."""
+def _insert_multirow(conn: Connection, target: SetTable, flat: list) -> int:
+    """The rows' values ``flat`` as few ``INSERT ... VALUES (...), (...), ...`` statements,
+    processed a column at a time (a column already of its plain type is left alone; ``flat``
+    itself is not changed). Returns the id of the last row."""
     width = len(target.position)
-    flat = list(chain.from_iterable(rows))
+    copied = False
     for i, process, plain in target.processors:
         column = flat[i::width]
         if plain is not None and set(map(type, column)) <= {plain, type(None)}:
             continue
+        if not copied:
+            flat, copied = list(flat), True
         flat[i::width] = [None if value is None else process(value) for value in column]
     per_statement = max(1, _variable_limit(conn) // width)
     head = target.insert_sql[:target.insert_sql.rindex(" VALUES ") + 8]
     group = target.insert_sql[len(head):]
     last = 0
-    for start in range(0, len(rows), per_statement):
-        count = min(per_statement, len(rows) - start)
+    rows = len(flat) // width
+    for start in range(0, rows, per_statement):
+        count = min(per_statement, rows - start)
         last = run(conn, _values_sql(head, group, count),
                    flat[start * width:(start + count) * width]).lastrowid
     return last

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import sys
+from itertools import chain
 from operator import itemgetter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, Double, Table, case, func, select
 
@@ -107,21 +108,30 @@ class Summarizer:
         ``position``) to the summary; ``exec_of``: task id -> execution id; ``after_id``: the
         table's :meth:`newest_id` before the rows were inserted (0: not known); ``ids``: the
         ids the rows were given, in order, where the insert told them (no query then)."""
-        if set_tag not in SUMMARIZED_SETS or not rows:
+        self.add_flat(conn, table, position, set_tag, list(chain.from_iterable(rows)),
+                      exec_of, after_id, ids)
+
+    def add_flat(self, conn: Connection, table: Table, position: dict[str, int], set_tag: str,
+                 flat: list, exec_of: dict[int, int], after_id: int = 0,
+                 ids: Sequence[int] | None = None) -> None:
+        """:meth:`add` for the rows' values in one list, row after row (the writer's
+        buffer): a column of a block of one task is then one slice."""
+        if set_tag not in SUMMARIZED_SETS or not flat:
             return
         tasks, numeric, newest_sql, _ = self._layout(conn, table, position)
         params: list[tuple] = []
         highest = 0
-        for (at, task_id), (block, last) in _by_task(rows, tasks).items():
+        for (at, task_id), (column_of, count, last) in _by_task(flat, len(position),
+                                                                 tasks).items():
             exec_id = exec_of[task_id]
             # the task's newest element: its last row here (the block's rows are the newest)
             latest_id = ids[last] if ids is not None else self._newest(conn, newest_sql[at],
                                                                        task_id, after_id)
             highest = max(highest, latest_id or 0)
-            params.append((task_id, set_tag, COUNT, exec_id, len(block), None, None, None, None,
+            params.append((task_id, set_tag, COUNT, exec_id, count, None, None, None, None,
                            latest_id))
             for column, name in numeric:
-                found = figures(list(map(itemgetter(column), block)))
+                found = figures(column_of(column))
                 if found is not None:
                     params.append((task_id, set_tag, name, exec_id, *found, latest_id))
         if params:
@@ -156,22 +166,25 @@ class Summarizer:
         return found
 
 
-def _by_task(rows: Sequence[Sequence],
-             tasks: list[int]) -> dict[tuple[int, int], tuple[list, int]]:
-    """``rows`` grouped by (task column, task id) of their first task column holding one:
-    each group's rows and the position in ``rows`` of its last."""
+def _by_task(flat: list, width: int, tasks: list[int]
+             ) -> dict[tuple[int, int], tuple[Callable[[int], list], int, int]]:
+    """The rows of ``flat`` (``width`` values a row) grouped by (task column, task id) of their
+    first task column holding one: each group's column getter (position -> its values), its
+    row count and the position of its last row."""
+    count = len(flat) // width
     if tasks:  # the usual block: every row of one task, in the first task column
-        first = set(map(itemgetter(tasks[0]), rows))
+        first = set(flat[tasks[0]::width])
         if len(first) == 1 and None not in first:
-            return {(tasks[0], first.pop()): (list(rows), len(rows) - 1)}
+            return {(tasks[0], first.pop()): (lambda at: flat[at::width], count, count - 1)}
     groups: dict[tuple[int, int], tuple[list, int]] = {}
-    for position, row in enumerate(rows):
+    for position, row in enumerate(zip(*[iter(flat)] * width)):
         at = next((i for i in tasks if row[i] is not None), None)
         if at is not None:
             block = groups.get((at, row[at]))
             groups[at, row[at]] = ((block[0] if block else []), position)
             groups[at, row[at]][0].append(row)
-    return groups
+    return {key: ((lambda at, block=block: list(map(itemgetter(at), block))), len(block), last)
+            for key, (block, last) in groups.items()}
 
 
 def _owner(spec: DataflowSpec, table: Table, set_tag: str):

@@ -22,7 +22,7 @@ from dlprov.model.spec import DataflowSpec
 from dlprov.store import handover
 from dlprov.store import schema as s
 from dlprov.store import statements as st
-from dlprov.store.bulk import SetTable, insert_block, insert_rows, server_column_types
+from dlprov.store.bulk import SetTable, insert_flat, server_column_types
 from dlprov.store.files import file_digest
 from dlprov.store.recall import Recall
 from dlprov.store.refusal import RecordRefused, is_refusal, reason_of
@@ -40,8 +40,9 @@ class Applied:
     refused: list[Refusal]
 
 
-# (column positions, row width, position of the task column, task id, the rows to insert,
-#  the row builder of each order of attribute names seen: see _row_builder)
+# (column positions, row width, position of the task column, task id, the rows to insert (their
+#  values in one list, row after row), the row builder of each order of attribute names seen:
+#  see _row_builder)
 _ElementSlot = tuple[dict[str, int], int, int, int, list, dict]
 
 
@@ -238,12 +239,12 @@ class StoreWriter:
         # first one stands, serves every record after it: one new version per batch, not per step.
         # (Found at the batch's first spec: most batches hold none, and a scan is a Python loop.)
         last_spec: dict | None = None
-        pending: dict[tuple[str, str], list[list]] = {}
+        pending: dict[tuple[str, str], list] = {}  # each set's rows' values, row after row
         slots: dict[tuple[str, str], _ElementSlot] = {}
         last: tuple | None = None  # (task key, set, slot) of the element before: most repeat it
         # ... and with the same attribute names, in the same order: then its row builder serves
         same: tuple = (None, None, None)  # (task key, set, names)
-        append = build = task_id = prefix = None
+        extend = build = task_id = prefix = None
         element = r.ELEMENT
         for record in batch:
             kind = record[0]
@@ -251,8 +252,11 @@ class StoreWriter:
                 task_key, set_tag, values = record[1], record[2], record[3]
                 names = tuple(values)
                 if task_key is same[0] and set_tag is same[1] and names == same[2]:
-                    append((*prefix, *values.values()) if prefix is not None
-                           else build((*values.values(), task_id, None)))
+                    if prefix is not None:  # the row: the task columns, then the values
+                        extend(prefix)
+                        extend(values.values())
+                    else:
+                        extend(build((*values.values(), task_id, None)))
                     continue
                 if last is not None and task_key is last[0] and set_tag is last[1]:
                     slot = last[2]
@@ -271,10 +275,13 @@ class StoreWriter:
                     found = slot[5][names] = _row_builder(slot, names)
                 build, prefix = found
                 if build is not None:
-                    append, task_id = slot[4].append, slot[3]
+                    extend, task_id = slot[4].extend, slot[3]
                     same = (task_key, set_tag, names)
-                    append((*prefix, *values.values()) if prefix is not None
-                           else build((*values.values(), task_id, None)))
+                    if prefix is not None:
+                        extend(prefix)
+                        extend(values.values())
+                    else:
+                        extend(build((*values.values(), task_id, None)))
                     continue
                 same = (None, None, None)
                 try:  # a name spelt in another case, or one the set lacks
@@ -283,7 +290,7 @@ class StoreWriter:
                     self._refuse(record, refusal)
                     continue
                 row[slot[2]] = slot[3]
-                slot[4].append(row)
+                slot[4].extend(row)
                 continue
             if kind == r.SPEC:
                 if last_spec is None:
@@ -300,7 +307,7 @@ class StoreWriter:
                 self._refuse(record, refusal)
         self._insert_elements(conn, pending)
 
-    def _element_slot(self, conn: Connection, pending: dict[tuple[str, str], list[list]],
+    def _element_slot(self, conn: Connection, pending: dict[tuple[str, str], list],
                       task_key: str, set_tag: str) -> "_ElementSlot":
         # What every element of one task in one set needs, looked up once per batch: the
         # elements of a batch are mostly a few tasks' outputs to a few sets.
@@ -335,21 +342,21 @@ class StoreWriter:
         grown = f" (the set could not grow: {why[1]})" if why is not None else ""
         return f"set {set_tag!r} of dataflow {df_tag!r} has no attribute {name!r}{grown}"
 
-    def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list[list]]) -> None:
-        for (df_tag, set_tag), rows in pending.items():
-            if not rows:
+    def _insert_elements(self, conn: Connection, pending: dict[tuple[str, str], list]) -> None:
+        for (df_tag, set_tag), flat in pending.items():
+            if not flat:
                 continue
             target = self._table(conn, df_tag, set_tag)
             if set_tag not in SUMMARIZED_SETS:
-                insert_rows(conn, target, rows)
+                insert_flat(conn, target, flat)
                 continue
             # summarized in the same transaction as the rows, which need their ids: told by
             # SQLite, else sought above a bound below them
             after_id = (0 if self.dialect == "sqlite" else
                         self._summarizer.lower_bound(conn, target.table, target.position))
-            ids = insert_block(conn, target, rows)[1]
-            self._summarizer.add(conn, target.table, target.position, set_tag, rows,
-                                 self._exec_of, after_id, ids)
+            ids = insert_flat(conn, target, flat)[1]
+            self._summarizer.add_flat(conn, target.table, target.position, set_tag, flat,
+                                      self._exec_of, after_id, ids)
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
