@@ -145,21 +145,15 @@ class SetTable:
 def insert_rows(conn: Connection, target: SetTable, rows: list[Sequence]) -> bool:
     """Insert ``rows`` (sequences in ``target``'s column order, bind processors not yet applied)
     into ``target`` within ``conn``'s transaction; returns whether COPY took them."""
-    return insert_block(conn, target, rows)[0]
-
-
-def insert_block(conn: Connection, target: SetTable,
-                 rows: list[Sequence]) -> tuple[bool, range | None]:
-    """:func:`insert_rows`, returning also the ids the rows were given, in order, where the
-    backend tells them without a query (SQLite: a transaction holds the write lock, and each
-    row gets the id after the table's highest, so a block's ids run on to the last one's), else
-    None."""
-    return insert_flat(conn, target, list(chain.from_iterable(rows)))
+    return insert_flat(conn, target, list(chain.from_iterable(rows)))[0]
 
 
 def insert_flat(conn: Connection, target: SetTable, flat: list) -> tuple[bool, range | None]:
-    """:func:`insert_block` for the rows' values in one list, row after row (the writer's
-    buffer, left unchanged)."""
+    """:func:`insert_rows` for the rows' values in one list, row after row (the writer's
+    buffer, left unchanged), returning also the ids the rows were given, in order, where the
+    backend tells them without a query (SQLite: a transaction holds the write lock, and each
+    row gets the id after the table's highest, so a block's ids run on to the last one's), else
+    None."""
     width = len(target.position)
     if conn.dialect.name == "sqlite":
         last = _insert_multirow(conn, target, flat)

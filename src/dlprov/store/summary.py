@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import sys
-from itertools import chain
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
@@ -102,20 +101,13 @@ class Summarizer:
         self._below.clear()
 
     def add(self, conn: Connection, table: Table, position: dict[str, int], set_tag: str,
-            rows: Sequence[Sequence], exec_of: dict[int, int], after_id: int = 0,
+            flat: list, exec_of: dict[int, int], after_id: int = 0,
             ids: Sequence[int] | None = None) -> None:
-        """Add ``rows`` (just inserted into ``table`` of set ``set_tag``, in column order
-        ``position``) to the summary; ``exec_of``: task id -> execution id; ``after_id``: the
+        """Add the rows whose values ``flat`` holds, row after row (just inserted into ``table``
+        of set ``set_tag``, in column order ``position``), to the summary: a column of a block
+        of one task is then one slice. ``exec_of``: task id -> execution id; ``after_id``: the
         table's :meth:`newest_id` before the rows were inserted (0: not known); ``ids``: the
         ids the rows were given, in order, where the insert told them (no query then)."""
-        self.add_flat(conn, table, position, set_tag, list(chain.from_iterable(rows)),
-                      exec_of, after_id, ids)
-
-    def add_flat(self, conn: Connection, table: Table, position: dict[str, int], set_tag: str,
-                 flat: list, exec_of: dict[int, int], after_id: int = 0,
-                 ids: Sequence[int] | None = None) -> None:
-        """:meth:`add` for the rows' values in one list, row after row (the writer's
-        buffer): a column of a block of one task is then one slice."""
         if set_tag not in SUMMARIZED_SETS or not flat:
             return
         tasks, numeric, newest_sql, _ = self._layout(conn, table, position)

@@ -355,8 +355,8 @@ class StoreWriter:
             after_id = (0 if self.dialect == "sqlite" else
                         self._summarizer.lower_bound(conn, target.table, target.position))
             ids = insert_flat(conn, target, flat)[1]
-            self._summarizer.add_flat(conn, target.table, target.position, set_tag, flat,
-                                      self._exec_of, after_id, ids)
+            self._summarizer.add(conn, target.table, target.position, set_tag, flat,
+                                 self._exec_of, after_id, ids)
 
     # -- record kinds -----------------------------------------------------------------------
     def _on_spec(self, conn: Connection, df_tag: str, spec: dict) -> None:
