@@ -109,6 +109,7 @@ class DlprovTool(Tool):
         self._task.__exit__(None, None, None)
         self._run.end()
         self._run.__exit__(None, None, None)
+        self.writer_cpu_s = ov.recorder_cpu_s()  # the writer thread's CPU, before it stops
         ov.close_all()  # stop the writer thread (after the timed end) so it cannot disturb others
 
 
@@ -331,10 +332,13 @@ def report_calls(report: ov.Report, tools: list[str], samples: dict[str, CallSam
 
 # -- 2. a training loop --------------------------------------------------------------------------
 
-def train_with(variant: str, data: ov.Digits, args: argparse.Namespace,
-               tools: dict[str, Tool], model: str = "mlp", level: str = "batch") -> ov.Timing:
-    """One timed run of overhead.train with ``variant`` logging (or none). Wall: before the
-    first epoch .. after the run's end returned (its flush inside); start apart.
+Loop = Callable[[object, bool], object]  # loop(task or None, per_batch): one training run
+
+
+def train_with(variant: str, loop: Loop, tools: dict[str, Tool], level: str = "batch"
+               ) -> ov.Timing:
+    """One timed run of ``loop`` with ``variant`` logging (or none). Wall: before the first
+    epoch .. after the run's end returned (its flush inside); start apart.
 
     What earlier runs left on the heap (yProv4ML keeps its last run's graph and metrics, MLflow
     its caches) is frozen out of the collector first, so that it does not slow whichever
@@ -342,41 +346,50 @@ def train_with(variant: str, data: ov.Digits, args: argparse.Namespace,
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-    per_batch = level == "batch"
     if variant == BASELINE:
         began = time.perf_counter()
-        ov.train(data, args.epochs, args.batch_size, args.seed, model=model)
+        loop(None, False)
         return ov.Timing(time.perf_counter() - began)
     tool = tools[variant]
     began = time.perf_counter()
     task = tool.start("train")
     start_s = time.perf_counter() - began
     began = time.perf_counter()
-    ov.train(data, args.epochs, args.batch_size, args.seed, task, per_batch, model)
+    loop(task, level == "batch")
     flush_began = time.perf_counter()
     tool.end()
     ended = time.perf_counter()
-    return ov.Timing(ended - began, ended - flush_began, start_s)
+    return ov.Timing(ended - began, ended - flush_began, start_s,
+                     recorder_cpu_s=getattr(tool, "writer_cpu_s", None))
 
 
-def measure_training(tools: list[str], data: ov.Digits, args: argparse.Namespace, folder: Path,
-                     model: str = "mlp", level: str = "batch") -> dict[str, list[ov.Timing]]:
+def measure_training(tools: list[str], loop: Loop, args: argparse.Namespace, folder: Path,
+                     label: str, level: str = "batch", deadline: float | None = None
+                     ) -> dict[str, list[ov.Timing]]:
+    """One untimed warm-up round, then ``args.repeats`` rounds of every variant, each round in
+    a rotated order; with a ``deadline`` (time.monotonic()), no round is begun that the last
+    one's length says would end after it (at least one round is always measured)."""
     variants = [BASELINE] + tools
-    where = folder / f"train-{model}-{level}"
+    where = folder / f"train-{label}-{level}"
     makers = {t: make_tool(t, where, args) for t in tools}
     where.mkdir()
     timings: dict[str, list[ov.Timing]] = {v: [] for v in variants}
     for round_ in range(-1, args.repeats):
+        began = time.monotonic()
         shift = max(round_, 0) % len(variants)
         for variant in variants[shift:] + variants[:shift]:
-            timing = train_with(variant, data, args, makers, model, level)
+            timing = train_with(variant, loop, makers, level)
             if round_ >= 0:
                 timings[variant].append(timing)
         if round_ >= 0:
             gc.unfreeze()
-            ov._progress(f"training {model}/{level} round {round_ + 1}/{args.repeats}: " +
-                         ", ".join(
-                f"{v} {timings[v][-1].wall_s:.3f} s" for v in variants))
+            ov._progress(f"training {label}/{level} round {round_ + 1}/{args.repeats}: " +
+                         ", ".join(f"{v} {timings[v][-1].wall_s:.3f} s" for v in variants))
+        if (deadline is not None and round_ >= 0
+                and time.monotonic() + (time.monotonic() - began) > deadline):
+            ov._progress(f"training {label}/{level}: stopped after {round_ + 1} rounds "
+                         f"(time budget)")
+            break
     return timings
 
 
@@ -393,6 +406,14 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
                f" ({records} records a run) and the run's 5 hyperparameters")
     report.say("   wall = before the first epoch .. the run's end returned (flush inside); "
                "overhead = wall / same round's baseline - 1")
+    report_overheads(report, tools, timings, f"{ov.MODELS[model].split()[0]}, per {level}",
+                     f"{model}, per {level}")
+
+
+def report_overheads(report: ov.Report, tools: list[str], timings: dict[str, list[ov.Timing]],
+                     group: str, name: str) -> dict[str, list[float]]:
+    """Each tool's overhead over the baseline of its own round: the table, the plot's series
+    (``group``) and the verdicts (``training (name)``). Returns the overheads (%) per tool."""
     base = [t.wall_s for t in timings[BASELINE]]
     report.say(f"   {'variant':<13} {'wall':>8}  {'overhead':>9} {'95% CI':>19} {'IQR':>19} "
                f"{'min..max':>19} {'end':>8} {'start':>8} {'vs dlprov':>9}")
@@ -401,7 +422,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
     for tool in tools:
         walls = [t.wall_s for t in timings[tool]]
         overheads[tool] = [100.0 * (w / b - 1.0) for w, b in zip(walls, base)]
-        report.series[f"{ov.MODELS[model].split()[0]}, per {level} | {tool}"] = overheads[tool]
+        report.series[f"{group} | {tool}"] = overheads[tool]
     dl_med = statistics.median(overheads[DLPROV])
     for tool in tools:
         o = overheads[tool]
@@ -421,7 +442,7 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
     report.say("   vs dlprov = the tool's median overhead / dlprov's (n/a if dlprov's median "
                "is not above 0: within noise)")
     low, high = ov._median_ci(overheads[DLPROV])
-    report.verdicts.append(ov.Verdict(f"training ({model}, per {level}), dlprov overhead",
+    report.verdicts.append(ov.Verdict(f"training ({name}), dlprov overhead",
                                       f"{dl_med:+.2f}% (CI {_span(low, high)})", "(reported)",
                                       "-"))
     for tool in tools[1:]:
@@ -439,8 +460,9 @@ def report_training(report: ov.Report, tools: list[str], timings: dict[str, list
             # The peer's median lies inside dlprov's own interval: the machine's noise, not
             # the tools, decides which is lower.
             result = "UNRESOLVED (within dlprov's 95% CI)"
-        report.verdicts.append(ov.Verdict(f"training ({model}, per {level}), {tool} overhead",
+        report.verdicts.append(ov.Verdict(f"training ({name}), {tool} overhead",
                                           f"{med:+.2f}% ({ratio})", target, result))
+    return overheads
 
 
 def _within(value: float, overheads: list[float]) -> bool:
@@ -550,7 +572,10 @@ def main(argv: list[str] | None = None) -> int:
                 for level in args.levels:
                     ov._progress(f"training {model}, per {level}: 1 warm-up + {args.repeats} "
                                  f"rounds x {len(tools) + 1} variants")
-                    timings = measure_training(tools, data, args, folder, model, level)
+                    def loop(task, per_batch, model=model):
+                        return ov.train(data, args.epochs, args.batch_size, args.seed, task,
+                                        per_batch, model)
+                    timings = measure_training(tools, loop, args, folder, model, level)
                     report_training(report, tools, timings, args, batches, model, level,
                                     str(number))
                     report.say()
