@@ -200,6 +200,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, help="seconds for the training rounds, all "
                                                      "levels (default 300)")
     parser.add_argument("--levels", default="epoch,batch", help="epoch, batch or both")
+    parser.add_argument("--tools", default=None,
+                        help="comma-separated tools to measure beside the baseline: dlprov, "
+                             "mlflow sync, mlflow async, yprov4ml (default all installed)")
     parser.add_argument("--device", default=None, help="cuda (default where there is one)")
     parser.add_argument("--json", help="also write the figures as JSON here")
     parser.add_argument("--plot", help="write a PNG box plot of the overheads here")
@@ -213,6 +216,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.levels = [x.strip() for x in args.levels.split(",") if x.strip()]
+    if args.tools is not None:
+        args.tools = [x.strip() for x in args.tools.split(",") if x.strip()]
+        if peers.DLPROV not in args.tools:
+            parser.error("--tools: dlprov is what the others are compared with; name it")
     if not args.levels or set(args.levels) - {"epoch", "batch"}:
         parser.error("--levels: choose from epoch, batch")
     if min(args.train_size, args.val_size, args.batch_size, args.repeats) < 1:
@@ -239,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("mlflow", "alembic", "yprov4ml"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    call_tools = peers.available_tools()
-    # MLflow through dlprov's plugin is a per-call figure (peers.py); not trained with here
-    tools = [t for t in call_tools if t != peers.MLFLOW_DLPROV]
+    # MLflow through dlprov's plugin is peers.py's figure (and needs dlprov installed, for
+    # its entry point): not measured here
+    tools = call_tools = [t for t in peers.available_tools() if t != peers.MLFLOW_DLPROV
+                          and (args.tools is None or t in args.tools)]
     report = ov.Report()
     report.say(f"dlprov beside MLflow and yProv4ML on GPU training"
                f"{' (--quick: a smoke run, the numbers are rough)' if args.quick else ''}")

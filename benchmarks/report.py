@@ -8,6 +8,10 @@ links the plots and quotes each full report.
 
     python benchmarks/report.py benchmarks/out -o benchmarks/RESULTS.md
 
+GPU figures cannot be measured by ``make bench`` (the project never needs a GPU): ``gpu.py``'s
+outputs from a lent GPU machine are kept in ``benchmarks/gpu-h200/`` (with a README saying when,
+where and how) and quoted as they are, in a section of their own.
+
 A figure file is a JSON list of objects (or an object with a ``figures`` list), each with
 ``figure`` and ``result`` and either ``measured`` (text) or ``value`` + ``unit`` (and optionally
 ``spread``, ``target``); objects without ``figure`` (plot series) are ignored.
@@ -38,6 +42,12 @@ BENCHMARKS = (
     ("cli_startup", "CLI start-up", "cli_startup.py"),
     ("ui", "Web UI", "ui.py"),
 )
+# Kept results of gpu.py from a lent GPU machine: (name of the files, title)
+GPU_RESULTS = Path(__file__).resolve().parent / "gpu-h200"
+GPU_BENCHMARKS = (
+    ("gpu", "beside MLflow and yProv4ML"),
+    ("gpu_dlprov", "dlprov alone, more rounds"),
+)
 
 
 def machine() -> list[str]:
@@ -56,7 +66,8 @@ def machine() -> list[str]:
     packages = ", ".join(f"{name} {_version(name)}" for name in
                          ("dlprov", "torch", "sqlalchemy", "psycopg", "prov", "numpy"))
     lines.append(f"- Python {found['python_version']}; {packages}")
-    lines.append("- GPU: none used (every figure is CPU)")
+    lines.append("- GPU: none used (every figure is CPU, except in the GPU section: kept "
+                 "from a lent GPU machine, described there)")
     return lines
 
 
@@ -110,7 +121,39 @@ def result_text(row: dict[str, Any]) -> str:
     return "-" if result in ("info", "-") else f"**{result}**" if result == "FAIL" else result
 
 
-def render(folder: Path, plots: Path, results_md: Path) -> str:
+def _section(name: str, title: str, figures_file: Path, report_file: Path, plots: Path,
+             results_md: Path) -> tuple[list[str], list[str]]:
+    """One benchmark's summary rows and its section: plots, then the report quoted."""
+    rows = load_figures(figures_file) if figures_file.exists() else []
+    summary = [f"| {name} | {row['figure']} | {measured_text(row)} | {target_text(row)} | "
+               f"{result_text(row)} |" for row in rows]
+    section = [f"## {title}", ""]
+    for picture in sorted(plots.glob(f"{name}.png")) + sorted(plots.glob(f"{name}-*.png")):
+        link = os.path.relpath(picture, results_md.parent)
+        section += [f"![{picture.stem}]({link})", ""]
+    if report_file.exists():
+        section += ["```", report_file.read_text().rstrip(), "```", ""]
+    return summary, section
+
+
+def _gpu_results(folder: Path | None, plots: Path, results_md: Path
+                 ) -> tuple[list[str], list[str]]:
+    """The kept GPU results (see the module's docstring), if ``folder`` holds any."""
+    if folder is None or not (folder / "README.md").exists():
+        return [], []
+    summary: list[str] = []
+    sections = ["## GPU training (`gpu.py`, kept from a lent GPU machine)", "",
+                folder.joinpath("README.md").read_text().split("\n", 2)[-1].strip(), ""]
+    for name, title in GPU_BENCHMARKS:
+        if (folder / f"{name}.txt").exists():
+            rows, section = _section(name, f"GPU: {title}", folder / f"{name}.json",
+                                     folder / f"{name}.txt", plots, results_md)
+            summary += rows
+            sections += ["#" + section[0]] + section[1:]
+    return summary, sections
+
+
+def render(folder: Path, plots: Path, results_md: Path, gpu_folder: Path | None = None) -> str:
     out = ["# Benchmark results", "",
            f"Written by `make bench` ({Path(__file__).name}) on {datetime.now():%Y-%m-%d %H:%M}. "
            "Every figure was measured side by side in one run of its script and is reported "
@@ -126,16 +169,13 @@ def render(folder: Path, plots: Path, results_md: Path) -> str:
         if not figures_file.exists() and not report_file.exists():
             missing.append(script)
             continue
-        rows = load_figures(figures_file) if figures_file.exists() else []
-        for row in rows:
-            summary.append(f"| {name} | {row['figure']} | {measured_text(row)} | "
-                           f"{target_text(row)} | {result_text(row)} |")
-        sections += [f"## {title} (`{script}`)", ""]
-        for picture in sorted(plots.glob(f"{name}.png")) + sorted(plots.glob(f"{name}-*.png")):
-            link = os.path.relpath(picture, results_md.parent)
-            sections += [f"![{picture.stem}]({link})", ""]
-        if report_file.exists():
-            sections += ["```", report_file.read_text().rstrip(), "```", ""]
+        rows, section = _section(name, f"{title} (`{script}`)", figures_file, report_file,
+                                 plots, results_md)
+        summary += rows
+        sections += section
+    gpu_summary, gpu_sections = _gpu_results(gpu_folder, plots, results_md)
+    summary += gpu_summary
+    sections += gpu_sections
     if missing:
         summary += ["", "Not run: " + ", ".join(f"`{m}`" for m in missing) +
                     " (see `make bench`'s output)."]
@@ -151,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=Path("benchmarks/RESULTS.md"))
     parser.add_argument("--plots", type=Path, help="folder of the PNG plots "
                         "(default: plots/ beside the output)")
+    parser.add_argument("--gpu", type=Path, default=GPU_RESULTS,
+                        help="kept gpu.py results (default: benchmarks/gpu-h200)")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder of benchmark outputs")
     plots = args.plots or args.output.parent / "plots"
-    args.output.write_text(render(args.folder, plots, args.output))
+    args.output.write_text(render(args.folder, plots, args.output, args.gpu))
     print(f"wrote {args.output}")
     return 0
 

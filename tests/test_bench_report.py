@@ -34,10 +34,11 @@ def test_results_md_has_machine_summary_plots_and_reports(tmp_path: Path) -> Non
     (plots / "queries.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     results = tmp_path / "bench" / "RESULTS.md"
 
-    done = _run(str(out), "-o", str(results))
+    done = _run(str(out), "-o", str(results), "--gpu", str(tmp_path / "no-gpu-results"))
 
     assert done.returncode == 0, done.stderr
     text = results.read_text()
+    assert "GPU training" not in text
     assert "## Machine" in text and "logical CPUs" in text and "Python 3." in text
     assert "| overhead | capture call, median | 0.91 us | <= 5 us | PASS |" in text
     assert "| overhead | training (mlp), per-epoch capture CPU | 0.41% | < 0.3% | **FAIL** |" \
@@ -55,3 +56,39 @@ def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "is not a folder of benchmark outputs" in done.stderr
     assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_kept_gpu_results_get_their_own_section(tmp_path: Path) -> None:
+    out, gpu, plots = tmp_path / "out", tmp_path / "gpu", tmp_path / "bench" / "plots"
+    for folder in (out, gpu, plots):
+        folder.mkdir(parents=True)
+    (gpu / "README.md").write_text("# gpu.py on a lent GPU\n\nMeasured on a lent machine.\n")
+    (gpu / "gpu.json").write_text(json.dumps({"figures": [
+        {"figure": "GPU training (per batch), dlprov capture CPU", "measured": "0.228%",
+         "target": "< 2%", "result": "PASS"}]}))
+    (gpu / "gpu.txt").write_text("dlprov beside MLflow and yProv4ML on GPU training\n")
+    (plots / "gpu.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    results = tmp_path / "bench" / "RESULTS.md"
+
+    done = _run(str(out), "-o", str(results), "--gpu", str(gpu))
+
+    assert done.returncode == 0, done.stderr
+    text = results.read_text()
+    assert "| gpu | GPU training (per batch), dlprov capture CPU | 0.228% | < 2% | PASS |" in text
+    section = text[text.index("## GPU training (`gpu.py`, kept from a lent GPU machine)"):]
+    assert "Measured on a lent machine." in section
+    assert "### GPU: beside MLflow and yProv4ML" in section
+    assert "![gpu](plots/gpu.png)" in section
+    assert "dlprov beside MLflow and yProv4ML on GPU training" in section
+    assert "except in the GPU section" in text
+
+
+def test_the_kept_gpu_results_are_quoted_by_default(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    results = tmp_path / "RESULTS.md"
+    done = _run(str(out), "-o", str(results))
+    assert done.returncode == 0, done.stderr
+    text = results.read_text()
+    assert "### GPU: dlprov alone, more rounds" in text
+    assert "NVIDIA H200" in text
