@@ -251,15 +251,18 @@ def measure_rows(run: "dlprov.Run", store: Store, records: list[tuple], repeats:
     target = next(table for (_, tag), table in writer._tables.items() if tag == set_tag)
     column = "train_task_id"
     writer_us, floor_us = [], []
-    for _ in range(max(repeats, 3)):
+    for repeat in range(max(repeats, 3)):
+        # a row fewer each time: a recorder's batches have a new row count each time, and a
+        # statement of a new length is prepared anew
+        some = records[:max(1, len(records) - repeat)]
         key, _ = fresh_task()
-        batch = [(kind, key, *rest) for kind, _, *rest in records]
+        batch = [(kind, key, *rest) for kind, _, *rest in some]
         began = time.thread_time()
         writer.write_batches([(uuid.uuid4().hex, batch)])
-        writer_us.append((time.thread_time() - began) / len(records) * 1e6)
+        writer_us.append((time.thread_time() - began) / len(some) * 1e6)
         rows = []
         task_id = fresh_task()[1]
-        for record in records:
+        for record in some:
             row = [None] * len(target.position)
             for name, value in record[3].items():
                 row[target.position[name]] = value
@@ -283,16 +286,17 @@ def measure_rows(run: "dlprov.Run", store: Store, records: list[tuple], repeats:
 
 
 def _floor_multirow(conn, driver, target, flat: list, bulk) -> None:
-    """The rows' values ``flat`` (row after row) as multi-row INSERTs, as the writer sends them."""
+    """The rows' values ``flat`` (row after row) as multi-row INSERTs of the row counts the
+    writer sends (:func:`dlprov.store.bulk.statement_sizes`)."""
     width = len(target.position)
-    per_statement = bulk._variable_limit(conn) // width
     head = target.insert_sql[:target.insert_sql.rindex(" VALUES ") + 8]
     group = target.insert_sql[len(head):]
     driver.execute("BEGIN IMMEDIATE")
-    for start in range(0, len(flat) // width, per_statement):
-        count = min(per_statement, len(flat) // width - start)
+    start = 0
+    for count in bulk.statement_sizes(len(flat) // width, bulk._variable_limit(conn) // width):
         driver.execute(head + ", ".join([group] * count),
                        flat[start * width:(start + count) * width])
+        start += count
     driver.commit()
 
 

@@ -21,7 +21,13 @@ from dlprov.model import records as r
 from dlprov.model.spec import Attribute
 from dlprov.store import schema as s
 from dlprov.store import statements
-from dlprov.store.bulk import SetTable, _copyable, insert_rows, server_column_types
+from dlprov.store.bulk import (
+    SetTable,
+    _copyable,
+    insert_rows,
+    server_column_types,
+    statement_sizes,
+)
 from dlprov.store.store import Store
 from dlprov.store.writer import StoreWriter
 from tests.conftest import postgresql_home
@@ -359,6 +365,52 @@ def test_sqlite_multirow_statements_keep_every_row_in_order(tmp_path: Path) -> N
     assert all(row[1] == i / 2 for i, row in enumerate(found))
     assert [row[2] for row in found[:4]] == ["n0", "n1", None, "n3"]
     assert {row[3] for row in found} == {found[0][3]} and found[0][3] is not None
+
+
+@pytest.mark.parametrize("rows, fit", [(0, 100), (1, 100), (7, 100), (900, 4681),
+                                       (5000, 4681), (4681, 4681), (10, 3), (5, 0), (3, 1)])
+def test_statement_sizes_are_few_powers_of_two_that_add_up(rows: int, fit: int) -> None:
+    sizes = statement_sizes(rows, fit)
+    assert sum(sizes) == rows
+    assert all(size & (size - 1) == 0 and 1 <= size <= max(fit, 1) for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    largest = max(sizes, default=1)
+    assert len(sizes) <= rows // largest + largest.bit_length()
+
+
+def test_batches_of_every_size_reuse_a_few_statements_and_keep_their_ids(
+        tmp_path: Path) -> None:
+    """A recorder's batches have a new row count each time; each count as one statement would
+    be prepared anew (preparing a statement of 900 rows costs ~6x executing it). The rows go
+    as statements of power-of-two row counts, in order, and the metric summary, which takes
+    the rows' ids from the last statement's, counts them all."""
+    url = str(tmp_path / "sizes.db")
+    writer = Store(url).writer()
+    with dlprov.run("sizes", store=url, capture_environment=False) as run:
+        with run.task("train") as train:
+            train.output("otrain", epoch=-1, loss=0.0)
+        run.flush()
+    inserts: list[str] = []
+    written = 0
+    with statements.observe(lambda sql, params, many: inserts.append(sql)
+                            if sql.startswith("INSERT INTO sizes__otrain ") else None):
+        for count in (3, 900, 901, 1500, 37):
+            batch = [(r.ELEMENT, train.key, "otrain", {"epoch": written + i, "loss": 0.5})
+                     for i in range(count)]
+            writer.write_batches([(uuid.uuid4().hex, batch)])
+            written += count
+    per_statement = {sql.count("(?") for sql in inserts}
+    assert inserts and all(n & (n - 1) == 0 for n in per_statement), sorted(per_statement)
+    assert len(set(inserts)) == len(per_statement) <= 11
+    store = Store(url)
+    table = s.set_table(store.backend, store.load_spec("sizes"), "otrain")
+    with store.engine().connect() as conn:
+        epochs = conn.execute(select(table.c.epoch).order_by(table.c.id)).scalars().all()
+        last_id = conn.execute(select(func.max(table.c.id))).scalar_one()
+        summary = conn.execute(select(s.metric_summary.c.n, s.metric_summary.c.latest_id)
+                               .where(s.metric_summary.c.attribute == "loss")).all()
+    assert epochs == [-1, *range(written)]
+    assert [tuple(row) for row in summary] == [(written + 1, last_id)]
 
 
 def test_elements_naming_a_task_column_are_refused_alone(tmp_path: Path) -> None:
