@@ -8,6 +8,8 @@ import dlprov
 import dlprov.query as q
 from dlprov.dfa import Dataflow, end_execution
 from dlprov.errors import NotFound, QueryError
+from dlprov.model.spec import AttributeType
+from dlprov.store.store import Store
 from tests.capture.test_dfa import run_predefined_workflow
 
 
@@ -103,3 +105,48 @@ def test_a_dataflow_without_the_papers_sets_is_told_what_is_missing(store_path):
         q.q3()
     with pytest.raises(NotFound, match="no model 'x'.*no trained model recorded"):
         q.q7("x")
+
+
+def test_q2_names_each_trainings_models_from_either_source(store_path, tmp_path):
+    """Q2 finds each training's models by index: its trained_model rows where it has some
+    (two here), its otrainedmodel elements where it has none, and NULL for a training that
+    recorded no model; a training's other otrainedmodel elements do not add rows."""
+    plain_candidates([0.1])  # an otrainedmodel element only
+    with dlprov.run("plain") as run:
+        with run.task("train") as twins:
+            twins.input("itrain", optimizer_name="sgd", learning_rate=0.5)
+            twins.output("otrain", epoch=1, accuracy=0.5, elapsed_time=4.0)
+            twins.model(tmp_path / "twin-b.pt", name="twin-b")
+            twins.model(tmp_path / "twin-a.pt", name="twin-a")
+            twins.output("otrainedmodel", model_name="an element", model_dir="x.pt")
+        with run.task("train") as bare:
+            bare.input("itrain", optimizer_name="sgd", learning_rate=0.7)
+            bare.output("otrain", epoch=1, accuracy=0.3, elapsed_time=1.0)
+            bare.output("otrain", epoch=2, accuracy=0.4, elapsed_time=3.0)
+    found = [(r["learning_rate"], r["model_name"], r["epochs"], r["avg_epoch_time"])
+             for r in q.q2().records()]
+    assert found == [(0.1, "m-0.1", 1, 2.0), (0.5, "twin-a", 1, 4.0), (0.5, "twin-b", 1, 4.0),
+                     (0.7, None, 2, 2.0)]
+    ids = {r["model_name"]: r["model_id"] for r in q.q2().records()}
+    assert ids["m-0.1"] is None and ids["twin-a"] and ids["twin-a"] != ids["twin-b"]
+    # a model names its training: the training's rows, each of its models
+    assert [(r["model_name"], r["learning_rate"]) for r in q.q2(model="twin-b").records()] == [
+        ("twin-a", 0.5), ("twin-b", 0.5)]
+
+
+def test_task_model_records_into_a_set_that_took_model_dir_as_text(store_path, sql, tmp_path):
+    """model_dir is a file attribute when task.model() records the set's first element; where
+    a plain element came first (a string: a text attribute), task.model() gives it the path
+    as text, which that attribute takes (a Path it would refuse)."""
+    plain_candidates([0.1])
+    with dlprov.run("plain") as run:
+        with run.task("train") as train:
+            model_id = train.model(tmp_path / "later.pt", name="later")
+        assert run.recorder.rejected == 0
+    assert sql("SELECT model_dir FROM plain__otrainedmodel WHERE model_id = ?",
+               model_id) == [(str(tmp_path / "later.pt"),)]
+    with dlprov.run("fresh") as run:
+        with run.task("train") as train:
+            train.model(tmp_path / "first.pt")
+    assert Store(store_path).load_spec("fresh").sets["otrainedmodel"] \
+        .attributes["model_dir"].type is AttributeType.FILE

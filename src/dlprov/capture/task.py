@@ -233,13 +233,26 @@ class Task:
                            255)
         framework = check_field(f"{where} framework", framework, 64)
         model_id = self.run.new_key()
-        self.output(set_tag, model_name=name, model_dir=Path(path), model_id=model_id)
+        self.output(set_tag, model_name=name, model_dir=self._path_value(set_tag, "model_dir", path),
+                    model_id=model_id)
         self._put((r.MODEL, self.key, {
             "model_id": model_id, "name": name, "path": path,
             "framework": framework or framework_of(model),
             "parameter_count": parameter_count(model), "layer_count": layer_count(model),
             "created_at": datetime.now()}))
         return model_id
+
+    def _path_value(self, set_tag: str, name: str, path: str) -> str | Path:
+        """``path`` as attribute ``name`` of ``set_tag`` takes it: a Path, from which a new
+        attribute is inferred a file; the text itself where the set already has the attribute
+        as text (its first element gave a string), which refuses a Path."""
+        book = self.run.book
+        with book.lock:
+            found = book.spec.sets.get(check_name("set", set_tag))
+            attribute = found.attributes.get(name) if found is not None else None
+        if attribute is not None and attribute.type is AttributeType.TEXT:
+            return path
+        return Path(path)
 
     # -- end --------------------------------------------------------------------------------
     def end(self, error: BaseException | str | None = None, output: str | None = None) -> None:

@@ -51,8 +51,7 @@ def models_cte(ctx: Context, among: str | None = None, by_id: bool = False) -> s
   JOIN dataflow df ON df.id = dt.df_id
   WHERE df.tag = :dataflow{within.format(task="tm.task_id", model_id="tm.model_id")}"""]
     if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
-        model_id, name, path = (f"om.{ctx.q(a)}" if ctx.has(OTRAINEDMODEL, a)
-                                else "CAST(NULL AS TEXT)"
+        model_id, name, path = (_element_column(ctx, a)
                                 for a in ("model_id", "model_name", "model_dir"))
         train = ctx.task_col(TRAIN)
         parts.append(f"""
@@ -62,6 +61,38 @@ def models_cte(ctx: Context, among: str | None = None, by_id: bool = False) -> s
   JOIN task t ON t.id = om.{train}
   WHERE NOT EXISTS (SELECT 1 FROM trained_model tm WHERE tm.task_id = om.{train}){within.format(task="om." + train, model_id=model_id)}""")
     return "_models AS (" + "\n  UNION ALL".join(parts) + "\n)"
+
+
+@dataclass(frozen=True)
+class ModelColumns:
+    """The models of one training per row of a query, joined by the indexes of
+    ``trained_model`` and ``otrainedmodel`` (see :func:`models_of`)."""
+
+    model_id: str    # SQL expressions of the model's id and name
+    model_name: str
+    joins: str       # the LEFT JOINs that give them
+
+
+def models_of(ctx: Context, task: str) -> ModelColumns:
+    """The models of the training task ``task`` (an SQL expression of each row's training
+    task id), as :func:`models_cte` has them: its ``trained_model`` rows, or, where it recorded
+    none, its ``otrainedmodel`` elements; none: NULLs (LEFT JOINs, a row per model). For a
+    query over every training: each training's models found by index, where a join with
+    ``_models`` builds every model of the dataflow first (and SQLite an index on them)."""
+    joins = f"\nLEFT JOIN trained_model tm ON tm.task_id = {task}"
+    model_id, model_name = "tm.model_id", "tm.name"
+    if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
+        joins += (f"\nLEFT JOIN {ctx.q(OTRAINEDMODEL)} om ON tm.task_id IS NULL"
+                  f" AND om.{ctx.task_col(TRAIN)} = {task}")
+        model_id, model_name = (
+            f"CASE WHEN tm.task_id IS NULL THEN {column} ELSE {mine} END"
+            for column, mine in ((_element_column(ctx, "model_id"), model_id),
+                                 (_element_column(ctx, "model_name"), model_name)))
+    return ModelColumns(model_id, model_name, joins)
+
+
+def _element_column(ctx: Context, attribute: str) -> str:
+    return f"om.{ctx.q(attribute)}" if ctx.has(OTRAINEDMODEL, attribute) else "CAST(NULL AS TEXT)"
 
 
 # How a given text matched a model, best first: its id, its file, then its name. A relative

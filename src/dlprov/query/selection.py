@@ -11,7 +11,7 @@ from dlprov.errors import QueryError
 from dlprov.model.names import ITRAIN, OTEST, OTRAIN, TRAIN
 from dlprov.query.building import Built, Context, ctes, need
 from dlprov.query.choice import available, choose_metric
-from dlprov.query.models import models_cte, resolve_model
+from dlprov.query.models import models_cte, models_of, resolve_model
 from dlprov.query.relations import (
     Ranking,
     best_trainings,
@@ -80,15 +80,15 @@ def q2(ctx: Context, *, learning_rate: float | None = None, batch_size: float | 
         notes.append(found_model.describe())
     where = ("WHERE " + "\n  AND ".join(conditions)) if conditions else ""
     hyper, join = hyperparameters(ctx, "e.train_task_id")
-    return Built(ctes(models_cte(ctx), _epochs_cte(ctx)) + f"""
-SELECT m.model_id, m.model_name, e.train_task_id, t.df_exec AS exec_tag{hyper},
-       e.epochs, e.avg_epoch_time
+    models = models_of(ctx, "e.train_task_id")
+    return Built(ctes(_epochs_cte(ctx)) + f"""
+SELECT {models.model_id} AS model_id, {models.model_name} AS model_name, e.train_task_id,
+       t.df_exec AS exec_tag{hyper}, e.epochs, e.avg_epoch_time
 FROM _epochs e
 JOIN task t ON t.id = e.train_task_id
-{join}
-LEFT JOIN _models m ON m.train_task_id = e.train_task_id
+{join}{models.joins}
 {where}
-ORDER BY e.train_task_id, m.model_name""", params, notes)
+ORDER BY e.train_task_id, {models.model_name}""", params, notes)
 
 
 def _epochs_cte(ctx: Context) -> str:
