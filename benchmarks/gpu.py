@@ -117,10 +117,9 @@ def train(data: Images, epochs: int, batch_size: int, seed: int, task=None,
     amp = torch.autocast(device.type, dtype=torch.bfloat16)
     val_loss = float("nan")
     for epoch in range(epochs):
-        started = time.perf_counter()
+        tally = ov.EpochTally(epoch, task if per_batch else None)
         model.train()
         order = torch.randperm(n, device=device, generator=g)
-        loss_sum, correct, seen = 0.0, 0, 0
         for step, first in enumerate(range(0, n, batch_size)):
             picked = order[first:first + batch_size]
             xb, yb = data.x_train[picked], data.y_train[picked]
@@ -130,15 +129,7 @@ def train(data: Images, epochs: int, batch_size: int, seed: int, task=None,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            batch_loss = loss.item()
-            batch_correct = int((logits.argmax(1) == yb).sum())
-            loss_sum += batch_loss * len(yb)
-            correct += batch_correct
-            seen += len(yb)
-            if per_batch:
-                task.output("obatch", epoch=epoch, step=step, loss=batch_loss,
-                            accuracy=batch_correct / len(yb),
-                            elapsed_time=time.perf_counter() - started)
+            tally.batch(step, loss, logits, yb)
         model.eval()
         val_sum, val_correct = 0.0, 0
         with torch.no_grad(), amp:
@@ -149,9 +140,7 @@ def train(data: Images, epochs: int, batch_size: int, seed: int, task=None,
                 val_correct += int((logits.argmax(1) == yv).sum())
         val_loss = val_sum / len(data.y_val)
         if task is not None:
-            task.output("otrain", epoch=epoch, loss=loss_sum / seen, accuracy=correct / seen,
-                        val_loss=val_loss, val_accuracy=val_correct / len(data.y_val),
-                        elapsed_time=time.perf_counter() - started)
+            tally.end(task, val_loss, val_correct / len(data.y_val))
     return val_loss
 
 

@@ -161,34 +161,52 @@ def train(data: Digits, epochs: int, batch_size: int, seed: int,
                    epochs=epochs, seed=seed)
     val_loss = float("nan")
     for epoch in range(epochs):
-        started = time.perf_counter()
+        tally = EpochTally(epoch, task if per_batch else None)
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
         for step, (xb, yb) in enumerate(loader):
             optimizer.zero_grad(set_to_none=True)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             loss.backward()
             optimizer.step()
-            batch_loss = loss.item()
-            batch_correct = int((logits.argmax(1) == yb).sum())
-            loss_sum += batch_loss * len(yb)
-            correct += batch_correct
-            seen += len(yb)
-            if per_batch:
-                task.output("obatch", epoch=epoch, step=step, loss=batch_loss,
-                            accuracy=batch_correct / len(yb),
-                            elapsed_time=time.perf_counter() - started)
+            tally.batch(step, loss, logits, yb)
         model.eval()
         with torch.no_grad():
             logits = model(data.x_val)
             val_loss = F.cross_entropy(logits, data.y_val).item()
             val_accuracy = (logits.argmax(1) == data.y_val).float().mean().item()
         if task is not None:
-            task.output("otrain", epoch=epoch, loss=loss_sum / seen, accuracy=correct / seen,
-                        val_loss=val_loss, val_accuracy=val_accuracy,
-                        elapsed_time=time.perf_counter() - started)
+            tally.end(task, val_loss, val_accuracy)
     return val_loss
+
+
+class EpochTally:
+    """One epoch's running loss and accuracy, as every benchmark's loop keeps them (each
+    batch's loss and accuracy read back, as a logging user's loop does). With a ``task``, each
+    batch's metrics go to set ``obatch``; :meth:`end` records the epoch's to ``otrain``."""
+
+    def __init__(self, epoch: int, task=None) -> None:
+        self.epoch, self.task = epoch, task
+        self.started = time.perf_counter()
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def batch(self, step: int, loss: torch.Tensor, logits: torch.Tensor,
+              labels: torch.Tensor) -> None:
+        batch_loss = loss.item()
+        batch_correct = int((logits.argmax(1) == labels).sum())
+        self.loss_sum += batch_loss * len(labels)
+        self.correct += batch_correct
+        self.seen += len(labels)
+        if self.task is not None:
+            self.task.output("obatch", epoch=self.epoch, step=step, loss=batch_loss,
+                             accuracy=batch_correct / len(labels),
+                             elapsed_time=time.perf_counter() - self.started)
+
+    def end(self, task, val_loss: float, val_accuracy: float) -> None:
+        """The epoch's metrics, validation's included, to ``task``'s set ``otrain``."""
+        task.output("otrain", epoch=self.epoch, loss=self.loss_sum / self.seen,
+                    accuracy=self.correct / self.seen, val_loss=val_loss,
+                    val_accuracy=val_accuracy, elapsed_time=time.perf_counter() - self.started)
 
 
 @dataclass(frozen=True)
