@@ -233,8 +233,9 @@ class Task:
                            255)
         framework = check_field(f"{where} framework", framework, 64)
         model_id = self.run.new_key()
-        self.output(set_tag, model_name=name, model_dir=self._path_value(set_tag, "model_dir", path),
-                    model_id=model_id)
+        # (the attributes in this order: a new set's columns follow it)
+        model_dir = self._path_value(set_tag, "model_dir", path)
+        self.output(set_tag, model_name=name, model_dir=model_dir, model_id=model_id)
         self._put((r.MODEL, self.key, {
             "model_id": model_id, "name": name, "path": path,
             "framework": framework or framework_of(model),
