@@ -39,8 +39,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-GPU_EPOCH_TARGET_PCT = 0.3   # per-epoch capture on a GPU: wall overhead and capture CPU
-GPU_BATCH_TARGET_PCT = 2.0   # per-batch capture: wall overhead
+# per-epoch and per-batch capture on a GPU: wall overhead and capture CPU, % of the run
+TARGET_PCT = {"epoch": 0.3, "batch": 2.0}
 
 
 # -- the model and its data ----------------------------------------------------------------------
@@ -171,7 +171,7 @@ def report_capture_share(report: ov.Report, timings: dict[str, list[ov.Timing]],
     report.say(f"   dlprov capture CPU: {records} calls x {call_us:.2f} us + writer thread "
                f"{1000 * writer_s:.1f} ms = {share:.3f}% of the baseline run's "
                f"{base:.2f} s")
-    target = GPU_EPOCH_TARGET_PCT if level == "epoch" else GPU_BATCH_TARGET_PCT
+    target = TARGET_PCT[level]
     report.verdicts.append(ov.Verdict(f"GPU training (per {level}), dlprov capture CPU",
                                       f"{share:.3f}%", f"< {target:g}%",
                                       "PASS" if share < target else "FAIL"))
@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     # MLflow through dlprov's plugin is peers.py's figure (and needs dlprov installed, for
     # its entry point): not measured here
-    tools = call_tools = [t for t in peers.available_tools() if t != peers.MLFLOW_DLPROV
-                          and (args.tools is None or t in args.tools)]
+    tools = [t for t in peers.available_tools() if t != peers.MLFLOW_DLPROV
+             and (args.tools is None or t in args.tools)]
     report = ov.Report()
     report.say(f"dlprov beside MLflow and yProv4ML on GPU training"
                f"{' (--quick: a smoke run, the numbers are rough)' if args.quick else ''}")
@@ -257,19 +257,20 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(folder)  # yProv4ML's end_run looks for a requirements file in the cwd
         try:
             ov._progress(f"per-call: 1 warm-up + {args.call_rounds} rounds x "
-                         f"{len(call_tools)} tools")
-            samples = peers.measure_calls(call_tools, folder, args)
-            call_us = peers.report_calls(report, call_tools, samples, args)
+                         f"{len(tools)} tools")
+            samples = peers.measure_calls(tools, folder, args)
+            call_us = peers.report_calls(report, tools, samples, args)
             report.say()
 
             def loop(task, per_batch):
                 return train(data, args.epochs, args.batch_size, args.seed, task, per_batch)
 
             budget_end = time.monotonic() + args.budget
-            for number, level in enumerate(args.levels, start=2):
+            for index, level in enumerate(args.levels):
+                number = index + 2  # the report's section (1: the per-call figures)
                 # each level gets an equal share of what is left
-                left = len(args.levels) - number + 2
-                deadline = time.monotonic() + (budget_end - time.monotonic()) / left
+                deadline = (time.monotonic()
+                            + (budget_end - time.monotonic()) / (len(args.levels) - index))
                 ov._progress(f"training per {level}: 1 warm-up + up to {args.repeats} rounds "
                              f"x {len(tools) + 1} variants")
                 timings = peers.measure_training(tools, loop, args, folder, "resnet18", level,
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    f"ResNet-18 GPU, per {level}",
                                                    f"GPU ResNet-18, per {level}")
                 report_capture_share(report, timings, records, call_us, level)
-                target = GPU_EPOCH_TARGET_PCT if level == "epoch" else GPU_BATCH_TARGET_PCT
+                target = TARGET_PCT[level]
                 med = statistics.median(overheads[peers.DLPROV])
                 low, high = ov._median_ci(overheads[peers.DLPROV])
                 result = "PASS" if med < target else (

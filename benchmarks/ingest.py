@@ -289,14 +289,10 @@ def _floor_multirow(conn, driver, target, flat: list, bulk) -> None:
     """The rows' values ``flat`` (row after row) as multi-row INSERTs of the row counts the
     writer sends (:func:`dlprov.store.bulk.statement_sizes`)."""
     width = len(target.position)
-    head = target.insert_sql[:target.insert_sql.rindex(" VALUES ") + 8]
-    group = target.insert_sql[len(head):]
     driver.execute("BEGIN IMMEDIATE")
-    start = 0
-    for count in bulk.statement_sizes(len(flat) // width, bulk._variable_limit(conn) // width):
-        driver.execute(head + ", ".join([group] * count),
-                       flat[start * width:(start + count) * width])
-        start += count
+    for sql, values in bulk.multirow_statements(target.insert_sql, flat, width,
+                                                bulk._variable_limit(conn) // width):
+        driver.execute(sql, values)
     driver.commit()
 
 

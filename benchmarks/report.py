@@ -122,12 +122,13 @@ def result_text(row: dict[str, Any]) -> str:
 
 
 def _section(name: str, title: str, figures_file: Path, report_file: Path, plots: Path,
-             results_md: Path) -> tuple[list[str], list[str]]:
-    """One benchmark's summary rows and its section: plots, then the report quoted."""
+             results_md: Path, heading: str = "##") -> tuple[list[str], list[str]]:
+    """One benchmark's summary rows and its section (titled at Markdown level ``heading``):
+    plots, then the report quoted."""
     rows = load_figures(figures_file) if figures_file.exists() else []
     summary = [f"| {name} | {row['figure']} | {measured_text(row)} | {target_text(row)} | "
                f"{result_text(row)} |" for row in rows]
-    section = [f"## {title}", ""]
+    section = [f"{heading} {title}", ""]
     for picture in sorted(plots.glob(f"{name}.png")) + sorted(plots.glob(f"{name}-*.png")):
         link = os.path.relpath(picture, results_md.parent)
         section += [f"![{picture.stem}]({link})", ""]
@@ -147,9 +148,9 @@ def _gpu_results(folder: Path | None, plots: Path, results_md: Path
     for name, title in GPU_BENCHMARKS:
         if (folder / f"{name}.txt").exists():
             rows, section = _section(name, f"GPU: {title}", folder / f"{name}.json",
-                                     folder / f"{name}.txt", plots, results_md)
+                                     folder / f"{name}.txt", plots, results_md, "###")
             summary += rows
-            sections += ["#" + section[0]] + section[1:]
+            sections += section
     return summary, sections
 
 

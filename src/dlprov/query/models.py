@@ -50,7 +50,7 @@ def models_cte(ctx: Context, among: str | None = None, by_id: bool = False) -> s
   JOIN data_transformation dt ON dt.id = t.dt_id
   JOIN dataflow df ON df.id = dt.df_id
   WHERE df.tag = :dataflow{within.format(task="tm.task_id", model_id="tm.model_id")}"""]
-    if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
+    if _trainings_record_model_elements(ctx):
         model_id, name, path = (_element_column(ctx, a)
                                 for a in ("model_id", "model_name", "model_dir"))
         train = ctx.task_col(TRAIN)
@@ -81,7 +81,7 @@ def models_of(ctx: Context, task: str) -> ModelColumns:
     ``_models`` builds every model of the dataflow first (and SQLite an index on them)."""
     joins = f"\nLEFT JOIN trained_model tm ON tm.task_id = {task}"
     model_id, model_name = "tm.model_id", "tm.name"
-    if ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL):
+    if _trainings_record_model_elements(ctx):
         joins += (f"\nLEFT JOIN {ctx.q(OTRAINEDMODEL)} om ON tm.task_id IS NULL"
                   f" AND om.{ctx.task_col(TRAIN)} = {task}")
         model_id, model_name = (
@@ -89,6 +89,11 @@ def models_of(ctx: Context, task: str) -> ModelColumns:
             for column, mine in ((_element_column(ctx, "model_id"), model_id),
                                  (_element_column(ctx, "model_name"), model_name)))
     return ModelColumns(model_id, model_name, joins)
+
+
+def _trainings_record_model_elements(ctx: Context) -> bool:
+    """Whether the training produces ``otrainedmodel`` elements in this dataflow's spec."""
+    return ctx.has(OTRAINEDMODEL) and TRAIN in ctx.spec.transformations_of(OTRAINEDMODEL)
 
 
 def _element_column(ctx: Context, attribute: str) -> str:

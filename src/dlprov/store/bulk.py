@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import (
     JSON,
@@ -188,14 +188,24 @@ def _insert_multirow(conn: Connection, target: SetTable, flat: list) -> int:
         if not copied:
             flat, copied = list(flat), True
         flat[i::width] = [None if value is None else process(value) for value in column]
-    head = target.insert_sql[:target.insert_sql.rindex(" VALUES ") + 8]
-    group = target.insert_sql[len(head):]
-    last = start = 0
-    for count in statement_sizes(len(flat) // width, _variable_limit(conn) // width):
-        last = run(conn, _values_sql(head, group, count),
-                   flat[start * width:(start + count) * width]).lastrowid
-        start += count
+    last = 0
+    for sql, values in multirow_statements(target.insert_sql, flat, width,
+                                           _variable_limit(conn) // width):
+        last = run(conn, sql, values).lastrowid
     return last
+
+
+def multirow_statements(insert_sql: str, flat: list, width: int, fit: int
+                        ) -> Iterator[tuple[str, list]]:
+    """The multi-row INSERTs (statement, its values) of the rows ``flat`` holds (``width``
+    values a row), from the one-row ``insert_sql``, ``fit`` rows at most in one statement: of
+    the row counts :func:`statement_sizes` gives."""
+    head = insert_sql[:insert_sql.rindex(" VALUES ") + 8]
+    group = insert_sql[len(head):]
+    start = 0
+    for count in statement_sizes(len(flat) // width, fit):
+        yield _values_sql(head, group, count), flat[start * width:(start + count) * width]
+        start += count
 
 
 # The most rows in one INSERT: larger statements save little, and each size kept prepared
